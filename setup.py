@@ -1,0 +1,35 @@
+"""rnnzoo: recurrent networks of the papers, their optimizers, and TF-Serving exports."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="rnnzoo",
+    version="0.1.0",
+    description=(
+        "Keras 3 model zoo of recurrent networks (MRNN, tensor RNN, resRNN, VL-iRNN, RTRBM) "
+        "with Hessian-free and NAG optimizers and TensorFlow-Serving-compatible exports."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["rnnzoo", "rnnzoo.*"]),
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.15,<3.16",
+        "tensorflow-text>=2.21,<2.22",
+        "tensorflow-serving-api>=2.21,<2.22",
+        "tensorflow-datasets>=4.9,<4.10",
+        "absl-py>=2.1,<3",
+        "numpy>=1.26,<3",
+        "scikit-learn>=1.4,<2",
+        "matplotlib>=3.8,<4",
+    ],
+    extras_require={
+        "test": ["pytest>=8,<10", "scipy>=1.11,<2"],
+    },
+    entry_points={
+        "console_scripts": [
+            "rnnzoo-demo=rnnzoo.cli.demo:run",
+        ],
+    },
+)
