@@ -1,0 +1,92 @@
+"""Nesterov's accelerated gradient with a momentum schedule (thesis eq. 7.12-7.13)."""
+
+import numbers
+
+import keras
+from keras import ops
+
+from rnnzoo.optimizers.schedules import check_momentum
+
+
+@keras.saving.register_keras_serializable(package="rnnzoo")
+class NAG(keras.optimizers.Optimizer):
+    """Nesterov's accelerated gradient, exact under a changing momentum.
+
+    Thesis eq. 7.12-7.13, with step `t` counted from 0:
+
+        v_{t+1}     = mu_t v_t - eps_t grad f(theta_t + mu_t v_t)     (7.12)
+        theta_{t+1} = theta_t + v_{t+1}                                (7.13)
+
+    As in Keras's `SGD(nesterov=True)`, the model's variables hold the
+    look-ahead point `y_t = theta_t + mu_t v_t`, so the gradient Keras computes
+    at the variables is the one eq. 7.12 needs. Moving from `y_t` to
+    `y_{t+1} = theta_{t+1} + mu_{t+1} v_{t+1}` takes both `mu_t` and `mu_{t+1}`:
+
+        y_{t+1} = y_t + (1 + mu_{t+1}) v_{t+1} - mu_t v_t
+
+    Keras's `SGD(nesterov=True)` is this update only when `mu` is constant.
+    The parameters `theta_t` differ from the variables by `mu_t v_t`.
+
+    Args:
+        learning_rate: a float or a `keras.optimizers.schedules` schedule
+            (thesis §7.4.2 uses `PiecewiseConstantDecay`).
+        momentum: a float in [0, 1) or a schedule called with the step, e.g.
+            `rnnzoo.optimizers.schedules.NesterovMomentum(0.99)`.
+        Other arguments: those of `keras.optimizers.Optimizer`.
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.9, name="nag", **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        if isinstance(momentum, numbers.Real) and not isinstance(momentum, bool):
+            check_momentum("momentum", float(momentum))
+            momentum = float(momentum)
+        elif not callable(momentum):
+            raise ValueError(
+                f"`momentum` must be a float in [0, 1) or a schedule called with the step, "
+                f"got {momentum!r}. See rnnzoo.optimizers.schedules."
+            )
+        self.momentum = momentum
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self.velocities = self.add_optimizer_variables(variables, "velocity")
+
+    def momentum_at(self, step):
+        """`mu_step` as a float32 tensor."""
+        if callable(self.momentum):
+            return ops.cast(self.momentum(step), "float32")
+        return ops.convert_to_tensor(self.momentum, "float32")
+
+    def update_step(self, gradient, variable, learning_rate):
+        """Eq. 7.12-7.13 on the look-ahead variable (see the class docstring)."""
+        dtype = variable.dtype
+        learning_rate = ops.cast(learning_rate, dtype)
+        gradient = ops.cast(gradient, dtype)
+        mu = ops.cast(self.momentum_at(self.iterations), dtype)
+        mu_next = ops.cast(self.momentum_at(self.iterations + 1), dtype)
+        velocity = self.velocities[self._get_variable_index(variable)]
+        new_velocity = ops.subtract(
+            ops.multiply(velocity, mu), ops.multiply(gradient, learning_rate)
+        )
+        self.assign_add(
+            variable,
+            ops.subtract(ops.multiply(new_velocity, 1.0 + mu_next), ops.multiply(velocity, mu)),
+        )
+        self.assign(velocity, new_velocity)
+
+    def get_config(self):
+        momentum = self.momentum
+        if callable(momentum):
+            momentum = keras.saving.serialize_keras_object(momentum)
+        return {**super().get_config(), "momentum": momentum}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        if isinstance(config.get("momentum"), dict):
+            config["momentum"] = keras.saving.deserialize_keras_object(
+                config["momentum"], custom_objects=custom_objects
+            )
+        return super().from_config(config, custom_objects=custom_objects)
