@@ -1,0 +1,63 @@
+"""Registry of the sequence problems: `get_task(name, seq_len=..., seed=...)`."""
+
+import difflib
+import inspect
+
+import numpy as np
+
+from rnnzoo.data import marked_operands
+
+_BUILDERS = {
+    "addition": marked_operands.addition,
+    "addition_thesis": marked_operands.addition_thesis,
+    "addition_layerwise": marked_operands.addition_layerwise,
+    "multiplication": marked_operands.multiplication,
+    "multiplication_longer_rnns": marked_operands.multiplication_longer_rnns,
+    "xor": marked_operands.xor,
+}
+
+
+def task_names():
+    """Names accepted by `get_task`, sorted."""
+    return sorted(_BUILDERS)
+
+
+def get_task(name, seq_len=None, seed=0, **options):
+    """Build a `Task` by name.
+
+    Names and the paper each follows:
+      - `addition`: longer-rnns §5.1 (fixed T, markers anywhere, target
+        u_I + u_J). `addition_thesis`: thesis §4.4.1 (T' ~ i[T, 11T/10],
+        target (u_I + u_J)/2). `addition_layerwise`: layer-wise pretraining
+        §4.1 (markers in the first and last T/10 steps, target u_I + u_J).
+      - `multiplication`: thesis §4.4.1 (U[0, 1] values).
+        `multiplication_longer_rnns`: longer-rnns §5.2 (U[0, 2] values).
+      - `xor`: thesis §4.4.1.
+
+    Args:
+        name: one of `task_names()`.
+        seq_len: the problem length T (required for synthetic problems).
+        seed: non-negative integer seeding the train stream and test set.
+        **options: task-specific options (see each builder's docstring).
+
+    Raises:
+        ValueError: unknown name, bad seq_len or seed, unknown option.
+    """
+    if name not in _BUILDERS:
+        close = difflib.get_close_matches(str(name), _BUILDERS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(
+            f"Unknown task {name!r}; {hint}choose one of: {', '.join(task_names())}."
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}; pass e.g. seed=0.")
+    builder = _BUILDERS[name]
+    accepted = [p for p in inspect.signature(builder).parameters if p not in ("seq_len", "seed")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        allowed = ", ".join(accepted) if accepted else "none"
+        raise ValueError(
+            f"Task {name!r} has no option {', '.join(map(repr, unknown))}; "
+            f"its options are: {allowed}."
+        )
+    return builder(seq_len=seq_len, seed=int(seed), **options)

@@ -1,0 +1,100 @@
+"""Seeded tf.data pipelines over sequences drawn with stateless random ops.
+
+A synthetic problem is a function `sample(n, length, key)` returning a batch
+`(x, y)` or `(x, y, sample_weight)` of `n` sequences of `length` steps, drawn
+from the stateless key `key` (a `[2]` int64 tensor). `SyntheticSource` turns
+it into an endless training stream (batch `i` drawn from
+`fold_in([seed, 0], i)`, so every batch is fresh and the stream repeats
+exactly for the same seed) and a fixed test set (drawn from `[seed, 1]`,
+disjoint from the training stream).
+
+Variable-length problems (the thesis's addition family, T' ~ i[T, 11T/10])
+are generated at a fixed length per batch rather than padded: every training
+batch draws one T' and all its sequences have that length, so models need no
+masking and each sequence's marginal distribution is exactly the paper's. The
+test set draws one T' per sequence and groups sequences of equal length into
+batches, so its content depends on the seed and size, not on the batch size.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+DEFAULT_TEST_SIZE = 10_000
+"""Thesis §4.4: "the test set also consists of 10,000 sequences"."""
+
+_TRAIN_STREAM = 0
+_TEST_STREAM = 1
+
+
+def uniform_index(key, lo, count):
+    """Integers uniform on `[lo, lo + count)`, elementwise; `count` may vary per element."""
+    count = tf.cast(count, tf.float64)
+    u = tf.random.stateless_uniform(tf.shape(count), key, dtype=tf.float64)
+    offset = tf.minimum(tf.floor(u * count), count - 1.0)
+    return tf.cast(lo, tf.int32) + tf.cast(offset, tf.int32)
+
+
+def uniform_int(key, shape, lo, hi):
+    """Integers uniform on the closed range `[lo, hi]` (thesis notation `i[lo, hi]`)."""
+    return tf.random.stateless_uniform(shape, key, minval=lo, maxval=hi + 1, dtype=tf.int32)
+
+
+class SyntheticSource:
+    """Train and test pipelines of a generated problem.
+
+    Args:
+        sample: `sample(n, length, key) -> (x, y)` or `(x, y, sample_weight)`.
+        lengths: `(shortest, longest)` number of steps, inclusive; equal for
+            fixed-length problems.
+        baseline: the problem's `Baseline`.
+    """
+
+    train_size = None
+
+    def __init__(self, sample, lengths, baseline):
+        self._sample = sample
+        self._lengths = lengths
+        self._baseline = baseline
+
+    def baseline(self):
+        return self._baseline
+
+    def train_dataset(self, batch_size, seed):
+        key = tf.constant([seed, _TRAIN_STREAM], tf.int64)
+        shortest, longest = self._lengths
+
+        def batch(step):
+            batch_key = tf.random.fold_in(key, step)
+            if shortest == longest:
+                return self._sample(batch_size, shortest, batch_key)
+            length_key, sequence_key = tf.unstack(tf.random.split(batch_key, 2))
+            length = uniform_int(length_key, [], shortest, longest)
+            return self._sample(batch_size, length, sequence_key)
+
+        dataset = tf.data.Dataset.counter().map(
+            batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def test_dataset(self, batch_size, size, seed):
+        size = DEFAULT_TEST_SIZE if size is None else size
+        key = tf.constant([seed, _TEST_STREAM], tf.int64)
+        shortest, longest = self._lengths
+        if shortest == longest:
+            return tf.data.Dataset.from_tensor_slices(
+                self._sample(size, shortest, key)
+            ).batch(batch_size)
+        length_key, sequence_key = tf.unstack(tf.random.split(key, 2))
+        lengths = uniform_int(length_key, [size], shortest, longest).numpy()
+        groups = []
+        for length, count in zip(*np.unique(lengths, return_counts=True)):
+            group_key = tf.random.fold_in(sequence_key, int(length))
+            groups.append(
+                tf.data.Dataset.from_tensor_slices(
+                    self._sample(int(count), int(length), group_key)
+                ).batch(batch_size)
+            )
+        dataset = groups[0]
+        for group in groups[1:]:
+            dataset = dataset.concatenate(group)
+        return dataset
