@@ -60,7 +60,7 @@ def test_error_rate_rejects_mismatched_shapes():
 def test_unknown_task_names_the_value_and_the_choices():
     with pytest.raises(ValueError, match=r"Unknown task 'adition'; did you mean 'addition'"):
         get_task("adition", seq_len=10)
-    with pytest.raises(ValueError, match="choose one of: .*xor"):
+    with pytest.raises(ValueError, match="choose one of: .*temporal_order"):
         get_task("nope", seq_len=10)
 
 

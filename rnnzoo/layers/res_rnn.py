@@ -11,21 +11,24 @@ class ResRNNCell(ProjectedCell):
     """One step of the residual RNN cell of longer-rnns §3 / fig. 1.
 
         r_t = relu(W_hh1 h_{t-1} + W_xh x_t + b_1)
-        h_t = relu(h_{t-1} + W_hh2 r_t + b_2)
+        h_t = h_{t-1} + W_hh2 r_t + b_2
 
-    A two-step transform per time step: the first layer (W_hh1, b_1) reads
-    the previous state and the input, the combination layer (W_hh2, b_2)
+    A two-step transform per time step: a ReLU layer (W_hh1, b_1) reads the
+    previous state and the input, and the combination layer (W_hh2, b_2)
     maps it back "before adding the residual connection" h_{t-1}, so the
-    non-residual part can learn to subtract the residual input. ReLU is the
-    nonlinearity (§4: "ReLU as a non-linearity instead of tanh"), applied
-    after the sum as in residual networks. The paper leaves open where the
-    input enters; it enters the first layer here, because with W_hh1, b_1,
-    W_hh2, b_2 all zero (the paper's initialisation, and the defaults) an
-    input added beside the residual connection would leave r_t = relu(0) = 0
-    and give W_hh1, b_1 and W_hh2 zero gradients forever. With this wiring
-    the zero initialisation makes the hidden-to-hidden map exactly the
-    identity (h_t = h_{t-1} on the non-negative state), and the gradient of
-    W_hh2 is non-zero from the first step because r_t carries the input.
+    non-residual part can learn to subtract what the residual connection
+    carries. The paper fixes the parameters and their zero initialisation
+    but leaves open where the input enters and where the nonlinearity sits.
+    This cell takes the only reading under which that initialisation both
+    makes the hidden-to-hidden map the identity and lets every parameter
+    learn: the input enters the ReLU layer ("ReLU as a non-linearity",
+    §4), and the residual sum stays linear, as in identity-mapping residual
+    networks. With W_hh1, b_1, W_hh2, b_2 = 0 (the defaults) the step is
+    exactly h_t = h_{t-1}, while r_t = relu(W_xh x_t) carries the input so
+    W_hh2 gets a gradient from the first step. (A ReLU after the sum, or an
+    input added beside the residual connection, leaves W_hh1, b_1 and W_hh2
+    with zero gradients at that initialisation: relu'(0) = 0 from a zero
+    state, and r_t = relu(0) = 0 without input.)
 
     Weights: `kernel` W_xh `(inputs, units)`, `recurrent_kernel` W_hh1
     `(units, units)`, `recurrent_bias` b_1, `combination_kernel` W_hh2
@@ -33,7 +36,7 @@ class ResRNNCell(ProjectedCell):
 
     Args:
         units: hidden state size.
-        activation: nonlinearity of both steps (default ReLU).
+        activation: nonlinearity of the first layer (default ReLU).
         recurrent_initializer: initializer of W_hh1 and W_hh2 (default zeros).
         bias_initializer: initializer of b_1 and b_2 (default zeros).
         Other arguments: see `ProjectedCell`.
@@ -82,8 +85,9 @@ class ResRNNCell(ProjectedCell):
         recurrent_kernel, combination_kernel, bias = params
         h_prev = states[0]
         inner = self.activation(ops.matmul(h_prev, recurrent_kernel) + projected)
-        residual = h_prev + ops.matmul(inner, combination_kernel)
-        h = self.activation(residual if bias is None else residual + bias)
+        h = h_prev + ops.matmul(inner, combination_kernel)
+        if bias is not None:
+            h = h + bias
         return h, [h]
 
 
