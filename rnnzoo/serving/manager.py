@@ -1,0 +1,271 @@
+"""The model manager: which versions of which models are loaded, and their lifecycle.
+
+Mirrors TF Serving's AspiredVersionsManager with the availability-preserving policy: the file
+system is scanned for ``<base_path>/<integer version>/saved_model.pb``; the model's version
+policy (latest{N} / all / specific) picks the aspired versions; new aspired versions are loaded
+and warmed up *before* versions that are no longer aspired are unloaded, so a swap never leaves
+a model without a servable version. A version that fails to load is reported (state END with
+its error) and the versions already serving keep serving.
+"""
+
+import dataclasses
+import logging
+import threading
+
+import grpc
+import tensorflow as tf
+from google.protobuf import message as protobuf_message
+from tensorflow_serving.apis import get_model_status_pb2
+
+from rnnzoo.serving import errors
+from rnnzoo.serving.batching import Batcher
+from rnnzoo.serving.config import ModelServerConfig, validate_model_server_config
+from rnnzoo.serving.servable import Servable, has_saved_model
+from rnnzoo.serving.warmup import run_warmup
+
+State = get_model_status_pb2.ModelVersionStatus.State
+_log = logging.getLogger("rnnzoo.serving")
+
+
+@dataclasses.dataclass
+class _Version:
+    version: int
+    path: str
+    state: int = State.START
+    servable: Servable | None = None
+    error: errors.ServingError | None = None
+
+
+@dataclasses.dataclass
+class _Model:
+    config: object  # tensorflow.serving.ModelConfig
+    versions: dict = dataclasses.field(default_factory=dict)
+    labels: dict = dataclasses.field(default_factory=dict)
+
+
+def _scan(base_path: str) -> dict:
+    """{version: path} for every integer-named directory holding a SavedModel."""
+    try:
+        names = tf.io.gfile.listdir(base_path)
+    except (tf.errors.NotFoundError, OSError):
+        return {}
+    found = {}
+    for name in names:
+        name = name.rstrip("/")
+        if name.isdigit():
+            path = tf.io.gfile.join(base_path, name)
+            if has_saved_model(path):
+                found[int(name)] = path
+    return found
+
+
+def _aspired(model_config, on_disk: dict) -> list:
+    policy = model_config.model_version_policy
+    choice = policy.WhichOneof("policy_choice")
+    versions = sorted(on_disk)
+    if choice == "all":
+        return versions
+    if choice == "specific":
+        return [v for v in versions if v in set(policy.specific.versions)]
+    count = policy.latest.num_versions if choice == "latest" and policy.latest.num_versions > 0 else 1
+    return versions[-count:]
+
+
+def _load_error(error: BaseException) -> errors.ServingError:
+    if isinstance(error, protobuf_message.DecodeError):
+        return errors.ServingError(grpc.StatusCode.DATA_LOSS, f"Can't parse saved_model.pb as binary proto: {error}")
+    return errors.from_exception(error)
+
+
+class ModelManager:
+    """Loads, serves and unloads model versions according to a ModelServerConfig.
+
+    Args:
+      batching: `config.BatchingOptions` to batch every version's Predict calls, or None.
+      metrics: `metrics.ServingMetrics` passed to the batchers.
+    """
+
+    def __init__(self, batching=None, metrics=None):
+        self._batching = batching
+        self._metrics = metrics
+        self._lock = threading.Lock()  # guards _models for request threads
+        self._sync_lock = threading.Lock()  # one load/unload pass at a time
+        self._models = {}
+        self._stop = threading.Event()
+        self._poller = None
+
+    # ---- configuration and file-system polling -------------------------------------------
+    def set_config(self, config: ModelServerConfig) -> None:
+        """Replace the served model set (HandleReloadConfigRequest); blocks until loads finish.
+
+        Raises FAILED_PRECONDITION if a version label names a version that is not available.
+        """
+        try:
+            validate_model_server_config(config)
+        except ValueError as error:
+            raise errors.invalid_argument(str(error)) from None
+        wanted = {m.name: m for m in config.model_config_list.config}
+        with self._sync_lock:
+            with self._lock:
+                for name, model_config in wanted.items():
+                    if name in self._models:
+                        self._models[name].config = model_config
+                    else:
+                        self._models[name] = _Model(config=model_config)
+                removed = [self._models.pop(name) for name in list(self._models) if name not in wanted]
+            for model in removed:
+                for record in model.versions.values():
+                    self._unload(record)
+            self._sync()
+            self._apply_labels(wanted)
+
+    def _apply_labels(self, wanted: dict) -> None:
+        with self._lock:
+            for name, model_config in wanted.items():
+                model = self._models[name]
+                for label, version in model_config.version_labels.items():
+                    record = model.versions.get(version)
+                    if record is None or record.state != State.AVAILABLE:
+                        raise errors.failed_precondition(
+                            f"Request to assign label to version {version} of model {name}, which is "
+                            f"not currently available for inference; load that version first"
+                        )
+                model.labels = dict(model_config.version_labels)
+
+    def poll(self) -> None:
+        """One file-system pass: load new aspired versions, then unload the rest."""
+        with self._sync_lock:
+            self._sync()
+
+    def start_polling(self, interval_seconds: float) -> None:
+        if interval_seconds <= 0 or self._poller is not None:
+            return
+
+        def loop():
+            while not self._stop.wait(interval_seconds):
+                try:
+                    self.poll()
+                except Exception:  # keep polling; the failure is logged and reported by status
+                    _log.exception("file-system poll failed")
+
+        self._poller = threading.Thread(target=loop, name="fs-poll", daemon=True)
+        self._poller.start()
+
+    def close(self) -> None:
+        """Stop polling and unload every version (queued batches still run)."""
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join()
+        with self._sync_lock:
+            with self._lock:
+                models, self._models = list(self._models.values()), {}
+            for model in models:
+                for record in model.versions.values():
+                    self._unload(record)
+
+    def _sync(self) -> None:
+        with self._lock:
+            models = list(self._models.values())
+        for model in models:
+            on_disk = _scan(model.config.base_path)
+            aspired = _aspired(model.config, on_disk)
+            for version in aspired:
+                record = model.versions.get(version)
+                if record is None or (record.state == State.END and record.error is None):
+                    self._load(model, version, on_disk[version])
+            with self._lock:
+                any_available = any(model.versions[v].state == State.AVAILABLE for v in aspired if v in model.versions)
+                retire = [
+                    r for v, r in model.versions.items()
+                    if v not in aspired and r.state == State.AVAILABLE and (any_available or not aspired)
+                ]
+                for version in [v for v, r in model.versions.items() if r.error is not None and v not in on_disk]:
+                    del model.versions[version]  # a failed version whose directory is gone
+            for record in retire:
+                self._unload(record)
+
+    def _load(self, model: _Model, version: int, path: str) -> None:
+        record = _Version(version=version, path=path, state=State.LOADING)
+        with self._lock:
+            model.versions[version] = record
+        servable = None
+        try:
+            servable = Servable(model.config.name, version, path)
+            if self._batching is not None:
+                servable.batcher = Batcher(servable, self._batching, self._metrics)
+            run_warmup(servable)
+        except Exception as error:
+            if servable is not None and servable.batcher is not None:
+                servable.batcher.stop()
+            failure = _load_error(error)
+            _log.error("Loading servable %s version %d failed: %s", model.config.name, version, failure.message)
+            with self._lock:
+                record.state, record.error = State.END, failure
+            return
+        with self._lock:
+            record.servable, record.state = servable, State.AVAILABLE
+        _log.info("Successfully loaded servable version {name: %s version: %d}", model.config.name, version)
+
+    def _unload(self, record: _Version) -> None:
+        with self._lock:
+            if record.state != State.AVAILABLE:
+                return
+            record.state = State.UNLOADING
+            servable, record.servable = record.servable, None
+        if servable.batcher is not None:
+            servable.batcher.stop()
+        with self._lock:
+            record.state = State.END
+        _log.info("Unloaded servable version {name: %s version: %d}", servable.name, servable.version)
+
+    # ---- request-time lookups ----------------------------------------------------------------
+    def model_names(self) -> list:
+        with self._lock:
+            return sorted(self._models)
+
+    def resolve(self, name: str, version: int | None = None, label: str | None = None) -> Servable:
+        """The AVAILABLE servable a request addresses (latest version when none is given)."""
+        with self._lock:
+            model = self._models.get(name)
+            if label:
+                if model is None:
+                    raise errors.not_found(f"Servable not found for request: Latest({name})")
+                if label not in model.labels:
+                    raise errors.invalid_argument(f"Unrecognized servable version label: {label}")
+                version = model.labels[label]
+            if version is None:
+                available = [] if model is None else [
+                    r for r in model.versions.values() if r.state == State.AVAILABLE
+                ]
+                if not available:
+                    raise errors.not_found(f"Servable not found for request: Latest({name})")
+                return max(available, key=lambda r: r.version).servable
+            record = None if model is None else model.versions.get(version)
+            if record is None or record.state != State.AVAILABLE:
+                raise errors.not_found(f"Servable not found for request: Specific({name}, {version})")
+            return record.servable
+
+    def status(self, name: str, version: int | None = None, label: str | None = None) -> list:
+        """ModelVersionStatus protos, newest version first (GetModelStatus semantics)."""
+        with self._lock:
+            model = self._models.get(name)
+            if model is None or not model.versions:
+                raise errors.not_found(f"Could not find any versions of model {name}")
+            if label:
+                if label not in model.labels:
+                    raise errors.invalid_argument(f"Unrecognized servable version label: {label}")
+                version = model.labels[label]
+            if version is not None and version not in model.versions:
+                raise errors.not_found(f"Could not find version {version} of model {name}")
+            records = [model.versions[version]] if version is not None else [
+                model.versions[v] for v in sorted(model.versions, reverse=True)
+            ]
+            statuses = []
+            for record in records:
+                status = get_model_status_pb2.ModelVersionStatus(version=record.version, state=record.state)
+                status.status.SetInParent()  # TF Serving always reports a status (OK by default)
+                if record.error is not None:
+                    status.status.error_code = record.error.code_number
+                    status.status.error_message = record.error.message
+                statuses.append(status)
+            return statuses

@@ -1,0 +1,161 @@
+"""One loaded version of a model: a SavedModel, its SignatureDefs, and input checking.
+
+The SignatureDefs are read from ``saved_model.pb`` itself, so GetModelMetadata returns exactly
+what TensorFlow Serving would; requests are checked against them (aliases, dtype, shape) before
+the signature's concrete function runs.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import types_pb2
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+
+from rnnzoo.serving import errors
+from rnnzoo.serving.tensors import dtype_name
+
+DEFAULT_SIGNATURE = "serving_default"
+SERVE_TAG = "serve"
+
+PREDICT_METHOD = "tensorflow/serving/predict"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+
+
+def _import_tf_text():
+    """Register tf-text ops before loading, as TF Serving links them into its binary."""
+    try:
+        import tensorflow_text  # noqa: F401
+    except ImportError:  # tf-text is pinned; a missing install only matters for models using it
+        pass
+
+
+def has_saved_model(path: str) -> bool:
+    return any(
+        tf.io.gfile.exists(os.path.join(path, name)) for name in ("saved_model.pb", "saved_model.pbtxt")
+    )
+
+
+def read_meta_graph(path: str) -> meta_graph_pb2.MetaGraphDef:
+    """The ``serve``-tagged MetaGraphDef of the SavedModel at `path`."""
+    saved_model = saved_model_pb2.SavedModel()
+    pb_path = os.path.join(path, "saved_model.pb")
+    if tf.io.gfile.exists(pb_path):
+        with tf.io.gfile.GFile(pb_path, "rb") as f:
+            saved_model.ParseFromString(f.read())
+    else:
+        from google.protobuf import text_format
+
+        with tf.io.gfile.GFile(os.path.join(path, "saved_model.pbtxt"), "r") as f:
+            text_format.Parse(f.read(), saved_model)
+    for meta_graph in saved_model.meta_graphs:
+        if SERVE_TAG in meta_graph.meta_info_def.tags:
+            return meta_graph
+    raise ValueError(f"SavedModel at {path} has no MetaGraphDef tagged '{SERVE_TAG}'")
+
+
+def _shape_ok(expected, dims) -> bool:
+    if expected.unknown_rank:
+        return True
+    if len(expected.dim) != len(dims):
+        return False
+    return all(e.size < 0 or e.size == d for e, d in zip(expected.dim, dims))
+
+
+def _shape_str(shape) -> str:
+    if shape.unknown_rank:
+        return "<unknown>"
+    return "[" + ",".join("?" if d.size < 0 else str(d.size) for d in shape.dim) + "]"
+
+
+class Servable:
+    """A SavedModel version ready to run its signatures.
+
+    Args:
+      name: model name.
+      version: integer version (the directory name under the model's base path).
+      path: the version directory.
+    """
+
+    def __init__(self, name: str, version: int, path: str):
+        self.name = name
+        self.version = version
+        self.path = path
+        self.meta_graph = read_meta_graph(path)
+        _import_tf_text()
+        self._loaded = tf.saved_model.load(path, tags=[SERVE_TAG])
+        self._functions = dict(self._loaded.signatures)
+        self.batcher = None  # set by the manager when batching is enabled
+
+    @property
+    def signature_defs(self):
+        return self.meta_graph.signature_def
+
+    def signature(self, name: str) -> meta_graph_pb2.SignatureDef:
+        """The SignatureDef `name` ("" means serving_default); FAILED_PRECONDITION if absent."""
+        name = name or DEFAULT_SIGNATURE
+        if name not in self.signature_defs or name not in self._functions:
+            known = sorted(k for k in self._functions)
+            raise errors.failed_precondition(
+                f'Serving signature name: "{name}" not found in signature def; '
+                f"model '{self.name}' version {self.version} has {known}"
+            )
+        return self.signature_defs[name]
+
+    def check_inputs(self, signature_name: str, inputs: dict) -> meta_graph_pb2.SignatureDef:
+        """Validate input aliases, dtypes and shapes against the SignatureDef."""
+        signature = self.signature(signature_name)
+        expected = set(signature.inputs)
+        given = set(inputs)
+        if given != expected:
+            missing = sorted(expected - given)
+            extra = sorted(given - expected)
+            raise errors.invalid_argument(
+                f"input size does not match signature: {len(given)}!={len(expected)} "
+                f"len({sorted(given)}) != len({sorted(expected)}). "
+                f"Sent extra: {extra}. Missing but required: {missing}."
+            )
+        for alias, array in inputs.items():
+            info = signature.inputs[alias]
+            got = _dtype_enum(array)
+            if got != info.dtype:
+                raise errors.invalid_argument(
+                    f"Expects arg '{alias}' to be {dtype_name(info.dtype)} but "
+                    f"{dtype_name(got)} is provided"
+                )
+            if not _shape_ok(info.tensor_shape, array.shape):
+                raise errors.invalid_argument(
+                    f"input '{alias}' has shape {list(array.shape)} but the signature expects "
+                    f"{_shape_str(info.tensor_shape)}"
+                )
+        return signature
+
+    def run(self, signature_name: str, inputs: dict, deadline: float | None = None) -> dict:
+        """Run a signature on checked numpy inputs; returns {output alias: numpy array}.
+
+        With batching enabled for this signature the call joins a batch (see batching.py).
+        """
+        name = signature_name or DEFAULT_SIGNATURE
+        if self.batcher is not None and self.batcher.batches(name):
+            return self.batcher.submit(name, inputs, deadline)
+        return self.run_unbatched(name, inputs)
+
+    def run_unbatched(self, signature_name: str, inputs: dict) -> dict:
+        function = self._functions[signature_name or DEFAULT_SIGNATURE]
+        signature = self.signature_defs[signature_name or DEFAULT_SIGNATURE]
+        feeds = {
+            alias: tf.constant(value, dtype=tf.dtypes.as_dtype(signature.inputs[alias].dtype))
+            for alias, value in inputs.items()
+        }
+        try:
+            outputs = function(**feeds)
+        except Exception as error:  # op errors keep their canonical code
+            raise errors.from_exception(error) from None
+        return {alias: tensor.numpy() for alias, tensor in outputs.items()}
+
+
+def _dtype_enum(array: np.ndarray) -> int:
+    if array.dtype == object or array.dtype.kind in ("S", "U"):
+        return types_pb2.DT_STRING
+    return tf.dtypes.as_dtype(array.dtype).as_datatype_enum
