@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rnnzoo.data import get_task, task_names
+from rnnzoo.data import LAST_STEP_CLASSIFICATION, REGRESSION, get_task, task_names
 
 
 def _first(dataset, count=1):
@@ -94,8 +94,25 @@ def test_bad_seed_option_and_batch_arguments():
         task.test_dataset(10, size=-5)
 
 
-def test_every_registered_task_builds():
-    assert "addition" in task_names()
-    for name in task_names():
-        task = get_task(name, seq_len=None if name == "digits" else 60)
-        assert task.name == name and task.input_dim > 0 and task.output_dim > 0
+@pytest.mark.parametrize("name", task_names())
+def test_every_task_matches_its_declared_shapes_and_is_seeded(name):
+    seq_len = None if name == "digits" else 20
+    task = get_task(name, seq_len=seq_len, seed=1)
+    batch = _first(task.train_dataset(batch_size=6))[0]
+    again = _first(get_task(name, seq_len=seq_len, seed=1).train_dataset(batch_size=6))[0]
+    other = _first(get_task(name, seq_len=seq_len, seed=2).train_dataset(batch_size=6))[0]
+    for a, b in zip(batch, again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(batch[0], other[0])
+    x, y = batch[:2]
+    assert x.shape[0] == 6 and x.shape[2] == task.input_dim
+    assert task.time_steps in (None, x.shape[1])
+    if task.output_kind == REGRESSION:
+        assert y.shape == (6, task.output_dim) and y.dtype == np.float32
+    elif task.output_kind == LAST_STEP_CLASSIFICATION:
+        assert y.shape == (6,) and 0 <= y.min() and y.max() < task.output_dim
+    else:
+        assert y.shape == x.shape[:2] and batch[2].shape == y.shape
+        assert 0 <= y.min() and y.max() < task.output_dim
+    assert task.output_activation == ("linear" if task.output_kind == REGRESSION else "softmax")
+    assert task.baseline().error_rate >= 0.5

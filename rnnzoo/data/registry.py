@@ -5,7 +5,7 @@ import inspect
 
 import numpy as np
 
-from rnnzoo.data import marked_operands
+from rnnzoo.data import digits, marked_operands, memorization, random_permutation, temporal_order
 
 _BUILDERS = {
     "addition": marked_operands.addition,
@@ -14,6 +14,12 @@ _BUILDERS = {
     "multiplication": marked_operands.multiplication,
     "multiplication_longer_rnns": marked_operands.multiplication_longer_rnns,
     "xor": marked_operands.xor,
+    "temporal_order": temporal_order.temporal_order,
+    "temporal_order_3bit": temporal_order.temporal_order_3bit,
+    "random_permutation": random_permutation.random_permutation,
+    "memorization_5bit": memorization.memorization_5bit,
+    "memorization_20bit": memorization.memorization_20bit,
+    "digits": digits.digits,
 }
 
 
@@ -33,6 +39,12 @@ def get_task(name, seq_len=None, seed=0, **options):
       - `multiplication`: thesis §4.4.1 (U[0, 1] values).
         `multiplication_longer_rnns`: longer-rnns §5.2 (U[0, 2] values).
       - `xor`: thesis §4.4.1.
+      - `temporal_order`, `temporal_order_3bit`: thesis §4.4.2-4.4.3.
+      - `random_permutation`: thesis §4.4.4.
+      - `memorization_5bit`, `memorization_20bit`: thesis §4.4.5 (T + 10 and
+        T + 20 steps).
+      - `digits`: scikit-learn's 8x8 digits row by row (options `binarize`,
+        `test_fraction`, `split_seed`; `seq_len` is 8 or None).
 
     Args:
         name: one of `task_names()`.
