@@ -33,10 +33,10 @@ _VALUE_FIELD = {
 
 
 def dtype_name(dtype_enum: int) -> str:
-    """`DT_FLOAT` -> ``"float"``, as TensorFlow names dtypes in its error messages."""
+    """`DT_FLOAT` -> ``"float"``, as TensorFlow's DataTypeString names dtypes in its errors."""
     try:
-        return tf.dtypes.as_dtype(dtype_enum).name
-    except (TypeError, ValueError, KeyError):
+        return types_pb2.DataType.Name(dtype_enum)[len("DT_"):].lower()
+    except ValueError:
         return f"unknown dtype {dtype_enum}"
 
 
