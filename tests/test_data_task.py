@@ -82,6 +82,11 @@ def test_too_short_or_missing_seq_len(name, seq_len, minimum):
         get_task(name, seq_len=seq_len)
 
 
+def test_numpy_integers_are_accepted_as_python_ints():
+    task = get_task("addition", seq_len=np.int64(12), seed=np.int32(3))
+    assert type(task.seq_len) is int and type(task.seed) is int and task.time_steps == 12
+
+
 def test_bad_seed_option_and_batch_arguments():
     with pytest.raises(ValueError, match="seed must be a non-negative integer, got -1"):
         get_task("addition", seq_len=10, seed=-1)

@@ -72,4 +72,6 @@ def get_task(name, seq_len=None, seed=0, **options):
             f"Task {name!r} has no option {', '.join(map(repr, unknown))}; "
             f"its options are: {allowed}."
         )
+    if isinstance(seq_len, np.integer):
+        seq_len = int(seq_len)
     return builder(seq_len=seq_len, seed=int(seed), **options)
