@@ -130,6 +130,11 @@ class Batcher:
             raise task.error
         return task.outputs
 
+    def queued_rows(self, signature_name: str | None = None) -> int:
+        """Rows waiting in the queues (of one signature, or all)."""
+        with self._cond:
+            return sum(q.rows for q in self._queues.values() if signature_name in (None, q.signature_name))
+
     def stop(self) -> None:
         """Run what is queued, then end the batch threads."""
         with self._cond:
