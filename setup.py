@@ -18,6 +18,7 @@ setup(
         "keras>=3.15,<3.16",
         "tensorflow-text>=2.21,<2.22",
         "tensorflow-serving-api>=2.21,<2.22",
+        "grpcio-health-checking>=1.85,<2",
         "tensorflow-datasets>=4.9,<4.10",
         "absl-py>=2.1,<3",
         "numpy>=1.26,<3",
@@ -30,6 +31,8 @@ setup(
     entry_points={
         "console_scripts": [
             "rnnzoo-demo=rnnzoo.cli.demo:run",
+            "rnnzoo-serve=rnnzoo.cli.serve:run",
+            "rnnzoo-query=rnnzoo.cli.query:run",
         ],
     },
 )
