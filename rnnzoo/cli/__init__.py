@@ -1,0 +1,1 @@
+"""Command-line programs (absl binaries installed as the `rnnzoo-*` console scripts)."""
