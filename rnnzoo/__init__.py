@@ -5,3 +5,12 @@ layers only.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """`rnnzoo.Model` is imported on first use, keeping `import rnnzoo` light."""
+    if name == "Model":
+        from rnnzoo.model import Model
+
+        return Model
+    raise AttributeError(f"module 'rnnzoo' has no attribute {name!r}")

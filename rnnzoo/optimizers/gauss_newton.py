@@ -98,7 +98,7 @@ def damped_gauss_newton_product(
             uses placeholders.
         sample_weight: optional weights, as in `loss(y, y_pred, sample_weight)`.
         structural_damping: the weight of `G_S` (the HF optimizer passes
-            `lambda * mu`); 0 skips it.
+            `lambda * mu`, a tensor); the Python number 0 skips it.
 
     Returns:
         `(products, y_pred)`: a list shaped like the variables, and the outputs at theta.
@@ -106,7 +106,7 @@ def damped_gauss_newton_product(
     variables = trainable_variables(model)
     primals = [variable.value for variable in variables]
     tangents = list(tangents)
-    record = structural_damping != 0
+    record = not (isinstance(structural_damping, (int, float)) and structural_damping == 0)
     one_pass = static_time(x)
     zero = tf.UnconnectedGradients.ZERO
     with tf.GradientTape(watch_accessed_variables=False, persistent=not one_pass) as tape:

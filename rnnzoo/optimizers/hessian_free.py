@@ -1,0 +1,272 @@
+"""Hessian-free optimization with structural damping (thesis ch. 4, Alg. 5 and 6)."""
+
+import math
+
+import keras
+import tensorflow as tf
+from keras import tree
+
+from rnnzoo.optimizers.conjugate_gradient import conjugate_gradient
+from rnnzoo.optimizers.gauss_newton import damped_gauss_newton_product, trainable_variables
+from rnnzoo.optimizers.matching_losses import matching_loss
+
+
+def _flatten(tensors):
+    return tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0)
+
+
+def _unflatten(flat, variables):
+    sizes = [math.prod(v.shape) for v in variables]
+    return [tf.reshape(part, v.shape) for part, v in zip(tf.split(flat, sizes), variables)]
+
+
+def _check(name, value, condition, hint):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not condition(value):
+        raise ValueError(f"`{name}` {hint}, got {value!r}.")
+
+
+@keras.saving.register_keras_serializable(package="rnnzoo")
+class HessianFree(keras.optimizers.Optimizer):
+    """Hessian-free optimizer of Martens (2010) with structural damping (thesis ch. 4).
+
+    One optimizer step (one `fit` step on one batch) is one iteration `n` of
+    Alg. 5 on that batch:
+
+    1. gradient `g` of the compiled loss on the whole batch (the gradient
+       mini-batch); the first `curvature_fraction` of the batch is the
+       curvature mini-batch (§4.5 uses 1/10);
+    2. CG on `B = G + lambda I + lambda mu G_S` (Gauss-Newton matrix,
+       Tikhonov damping, structural damping §4.2.3), warm-started from
+       `cg_decay` times the previous step's solution, stopped on the relative
+       progress of the quadratic (Martens 2010) or after `max_cg_iterations`;
+    3. CG backtracking: walking back over iterates saved at steps
+       `ceil(1.3^j)` while the loss on the batch decreases;
+    4. Levenberg-Marquardt (§4.2.1): `rho = (f(theta + delta) - f(theta)) /
+       q(delta)`; `rho > 3/4`: lambda x 2/3, `rho < 1/4`: lambda x 3/2;
+    5. Armijo backtracking line search from step size `learning_rate`
+       (shrinking by `line_search_shrink`, sufficient decrease `armijo`);
+       no acceptable step leaves the weights unchanged.
+
+    A non-finite loss or gradient, non-finite curvature or a step whose loss
+    is NaN/Inf is rejected: the weights are kept (or the last finite CG
+    iterate is used) and lambda grows, so NaNs never reach the weights.
+
+    The model is evaluated in inference mode (`training=False`) throughout,
+    so dropout and other training-only behaviour are off. The Gauss-Newton
+    products need a matching loss on linear outputs
+    (`rnnzoo.optimizers.matching_losses`). Recurrent layers are unrolled
+    while the step is traced when the sequence length is static (rnnzoo
+    layers also work without it); the whole step is one graph, traced once
+    per `fit`.
+
+    Use it through `rnnzoo.Model`:
+
+        model = rnnzoo.Model(inputs, outputs)
+        model.compile(optimizer=HessianFree(damping=1.0, structural_damping=0.3),
+                      loss="mse")
+        model.fit(x, y, batch_size=1000, epochs=10)
+
+    The damping `lambda` and the CG warm start are optimizer variables,
+    saved and restored with the model (`.keras` files, checkpoints).
+
+    Args:
+        damping: initial Tikhonov damping lambda (> 0).
+        structural_damping: mu of eq. 4.7 (>= 0; thesis: 1/30 to 1).
+        curvature_fraction: fraction of each batch used for curvature products.
+        max_cg_iterations: cap on CG steps per iteration.
+        cg_tolerance: epsilon of the relative-progress stopping rule.
+        cg_decay: warm-start decay of the previous CG solution.
+        learning_rate: initial step size of the line search (1: the CG step).
+        armijo: sufficient-decrease constant of the line search.
+        line_search_shrink: step-size factor per line-search trial.
+        line_search_steps: maximal number of line-search trials.
+        name: optimizer name.
+    """
+
+    runs_own_step = True
+
+    def __init__(
+        self,
+        damping=1.0,
+        structural_damping=0.0,
+        curvature_fraction=0.1,
+        max_cg_iterations=250,
+        cg_tolerance=5e-4,
+        cg_decay=0.95,
+        learning_rate=1.0,
+        armijo=1e-2,
+        line_search_shrink=0.8,
+        line_search_steps=20,
+        name="hessian_free",
+    ):
+        _check("damping", damping, lambda v: v > 0, "(initial lambda) must be > 0, e.g. 1.0")
+        _check("structural_damping", structural_damping, lambda v: v >= 0, "must be >= 0")
+        _check("curvature_fraction", curvature_fraction, lambda v: 0 < v <= 1, "must be in (0, 1]")
+        _check("max_cg_iterations", max_cg_iterations, lambda v: isinstance(v, int) and v > 0,
+               "must be a positive integer")
+        _check("cg_tolerance", cg_tolerance, lambda v: v > 0, "must be > 0")
+        _check("cg_decay", cg_decay, lambda v: 0 <= v <= 1, "must be in [0, 1]")
+        _check("learning_rate", learning_rate, lambda v: v > 0, "(initial step size) must be > 0")
+        _check("armijo", armijo, lambda v: 0 < v < 1, "must be in (0, 1)")
+        _check("line_search_shrink", line_search_shrink, lambda v: 0 < v < 1, "must be in (0, 1)")
+        _check("line_search_steps", line_search_steps, lambda v: isinstance(v, int) and v > 0,
+               "must be a positive integer")
+        super().__init__(learning_rate=learning_rate, name=name)
+        self.initial_damping = float(damping)
+        self.structural_damping = float(structural_damping)
+        self.curvature_fraction = float(curvature_fraction)
+        self.max_cg_iterations = max_cg_iterations
+        self.cg_tolerance = float(cg_tolerance)
+        self.cg_decay = float(cg_decay)
+        self.armijo = float(armijo)
+        self.line_search_shrink = float(line_search_shrink)
+        self.line_search_steps = line_search_steps
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        dtype = variables[0].dtype if variables else keras.config.floatx()
+        self.damping = self.add_variable(
+            (), initializer=keras.initializers.Constant(self.initial_damping), dtype=dtype,
+            name="damping",
+        )
+        self.previous_update = self.add_variable(
+            (sum(math.prod(v.shape) for v in variables),), dtype=dtype, name="previous_update"
+        )
+
+    def apply(self, grads, trainable_variables=None):
+        raise ValueError(
+            "HessianFree computes its own steps from the loss and the batch, not from "
+            "gradients. Build the model with rnnzoo.Model(inputs, outputs) (whose train_step "
+            "runs the optimizer's step) and train it with model.fit."
+        )
+
+    # ------------------------------------------------------------------ step
+    def run_step(self, model, x, y, sample_weight=None):
+        """One HF iteration on the batch `(x, y, sample_weight)` (see the class docstring).
+
+        Returns:
+            A dict with `loss` (before the step), `y_pred` (at the weights
+            before the step), `damping` (lambda after it), `rho`, `cg_steps`
+            and `step_size` (the line search's alpha; 0 for a rejected step).
+        """
+        variables = trainable_variables(model)
+        if model.loss is None:
+            raise ValueError("Compile the model with a loss before training with HessianFree.")
+        loss = matching_loss(model.loss)
+        if not self.built:
+            self.build(variables)
+        dtype = self.previous_update.dtype
+        theta = [tf.identity(v.value) for v in variables]
+
+        def objective(x, y, sample_weight):
+            y_pred = model(x, training=False)
+            value = loss(y, y_pred, sample_weight=sample_weight)
+            if model.losses:
+                value = value + tf.add_n(model.losses)
+            return tf.cast(value, dtype), y_pred
+
+        def loss_at(delta):
+            """The batch loss at theta + delta (leaves the weights there); NaN/Inf -> +inf."""
+            for variable, start, change in zip(variables, theta, _unflatten(delta, variables)):
+                variable.assign(start + change)
+            value, _ = objective(x, y, sample_weight)
+            return tf.where(tf.math.is_finite(value), value, tf.constant(math.inf, dtype))
+
+        with tf.GradientTape() as tape:
+            loss_value, y_pred = objective(x, y, sample_weight)
+        gradient = _flatten(tape.gradient(loss_value, variables, unconnected_gradients="zero"))
+        finite = tf.math.is_finite(loss_value) & tf.reduce_all(tf.math.is_finite(gradient))
+        gradient = tf.where(finite, gradient, tf.zeros_like(gradient))
+
+        batch = tf.shape(tree.flatten(x)[0])[0]
+        curvature_size = tf.maximum(
+            1, tf.cast(tf.math.ceil(self.curvature_fraction * tf.cast(batch, tf.float32)), tf.int32)
+        )
+        head = lambda t: None if t is None else t[:curvature_size]  # noqa: E731
+        x_c, y_c, weight_c = (tree.map_structure(head, t) for t in (x, y, sample_weight))
+        damping = tf.identity(self.damping.value)
+        structural = damping * self.structural_damping if self.structural_damping else 0.0
+
+        def apply_curvature(vector):
+            products, _ = damped_gauss_newton_product(
+                model, loss, x_c, _unflatten(vector, variables), y_c, weight_c,
+                structural_damping=structural,
+            )
+            return _flatten(products) + damping * vector
+
+        start = tf.where(finite, self.cg_decay * self.previous_update, 0)
+        iterates, values, cg_steps = conjugate_gradient(
+            apply_curvature, -gradient, start, self.max_cg_iterations, self.cg_tolerance
+        )
+
+        # CG backtracking: from the last iterate back while the loss decreases.
+        def backtrack(j, best, best_loss, improving):
+            value = loss_at(iterates[j])
+            better = value < best_loss
+            return (j - 1, tf.where(better, j, best), tf.where(better, value, best_loss), better)
+
+        last = tf.shape(iterates)[0] - 1
+        _, best, new_loss, _ = tf.while_loop(
+            lambda j, best, best_loss, improving: improving & (j >= 0),
+            backtrack,
+            (last, last, tf.constant(math.inf, dtype), tf.constant(True)),
+        )
+        delta = iterates[best]
+        predicted = values[best]  # q(delta) - q(0), the CG objective (eq. 4.1)
+
+        # Levenberg-Marquardt (§4.2.1).
+        rho = (new_loss - loss_value) / predicted
+        valid = finite & tf.math.is_finite(rho) & (predicted < 0)
+        damping_factor = tf.where(
+            valid & (rho > 0.75), 2.0 / 3.0, tf.where(valid & (rho >= 0.25), 1.0, 1.5)
+        )
+        self.damping.assign(damping * tf.cast(damping_factor, dtype))
+
+        # Armijo backtracking line search along delta.
+        slope = tf.tensordot(gradient, delta, 1)
+        armijo = tf.cast(self.armijo, dtype)
+
+        def line_search(trial, alpha, accepted):
+            value = loss_at(alpha * delta)
+            accepted = value <= loss_value + armijo * alpha * slope
+            return trial + 1, tf.where(accepted, alpha, alpha * self.line_search_shrink), accepted
+
+        _, alpha, accepted = tf.while_loop(
+            lambda trial, alpha, accepted: (
+                ~accepted & (trial < self.line_search_steps) & finite & (slope < 0)
+            ),
+            line_search,
+            (tf.constant(0), tf.cast(self.learning_rate, dtype), tf.constant(False)),
+        )
+        alpha = tf.where(accepted, alpha, tf.zeros_like(alpha))
+        for variable, value in zip(variables, theta):
+            variable.assign(value)
+        for variable, change in zip(variables, _unflatten(alpha * delta, variables)):
+            variable.assign_add(change)
+        self.previous_update.assign(tf.where(accepted, delta, tf.zeros_like(delta)))
+        self.iterations.assign_add(1)
+        return {
+            "loss": loss_value,
+            "y_pred": y_pred,
+            "damping": self.damping.value,
+            "rho": rho,
+            "cg_steps": cg_steps,
+            "step_size": alpha,
+        }
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "damping": self.initial_damping,
+            "structural_damping": self.structural_damping,
+            "curvature_fraction": self.curvature_fraction,
+            "max_cg_iterations": self.max_cg_iterations,
+            "cg_tolerance": self.cg_tolerance,
+            "cg_decay": self.cg_decay,
+            "learning_rate": float(self.learning_rate.numpy()),
+            "armijo": self.armijo,
+            "line_search_shrink": self.line_search_shrink,
+            "line_search_steps": self.line_search_steps,
+        }

@@ -1,0 +1,216 @@
+"""Hessian-free optimizer (thesis Alg. 5, §4.2): steps, damping, rejection, tracing, errors."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras
+import rnnzoo
+
+from rnnzoo.layers import MRNN
+from rnnzoo.optimizers import HessianFree
+from rnnzoo.optimizers.conjugate_gradient import backtracking_steps, conjugate_gradient
+
+
+@pytest.fixture
+def float64():
+    previous = keras.config.floatx()
+    keras.config.set_floatx("float64")
+    yield
+    keras.config.set_floatx(previous)
+
+
+def _least_squares(seed=0, n=64, d=3):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d))
+    y = x @ rng.normal(size=(d, 1)) + 0.3 + 0.1 * rng.normal(size=(n, 1))
+    return x, y
+
+
+def _linear_model(d=3):
+    inputs = keras.Input((d,))
+    return rnnzoo.Model(inputs, keras.layers.Dense(1)(inputs))
+
+
+def _weights(model):
+    return np.concatenate([np.reshape(w, [-1]) for w in model.get_weights()])
+
+
+def test_conjugate_gradient_minimises_the_quadratic_and_saves_iterates():
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(12, 12))
+    a, b = m @ m.T + 0.5 * np.eye(12), rng.normal(size=12)
+    run = tf.function(lambda x0: conjugate_gradient(lambda v: tf.linalg.matvec(a, v), b, x0, 40))
+    iterates, values, steps = run(tf.zeros(12, tf.float64))
+    np.testing.assert_allclose(iterates[-1], np.linalg.solve(a, b), rtol=1e-6, atol=1e-8)
+    for iterate, value in zip(iterates.numpy(), values.numpy()):
+        assert value == pytest.approx(0.5 * iterate @ a @ iterate - b @ iterate, rel=1e-10)
+    assert np.all(np.diff(values.numpy()) <= 1e-12)  # CG decreases phi monotonically
+    assert len(iterates) == len([s for s in backtracking_steps(40) if s < int(steps)]) + 1
+    # Martens's relative-progress rule stops long before the cap once phi stalls.
+    assert 11 <= int(steps) < 40
+
+
+def test_hf_solves_linear_least_squares_in_one_step(float64):
+    x, y = _least_squares()
+    model = _linear_model()
+    model.compile(
+        optimizer=HessianFree(damping=1e-10, curvature_fraction=1.0, max_cg_iterations=20),
+        loss="mse",
+    )
+    history = model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
+    solution = np.linalg.lstsq(np.c_[x, np.ones(len(x))], y, rcond=None)[0][:, 0]
+    np.testing.assert_allclose(_weights(model), solution, rtol=1e-7, atol=1e-9)
+    assert history.history["step_size"] == [1.0]
+    assert history.history["rho"][0] == pytest.approx(1.0, rel=1e-6)  # quadratic: exact model
+    assert history.history["damping"][0] == pytest.approx(1e-10 * 2 / 3)
+
+
+def test_hf_takes_curvature_from_the_first_fraction_of_the_batch(float64):
+    x, y = _least_squares(seed=3, n=40)
+    model = _linear_model()
+    start = _weights(model)
+    model.compile(
+        optimizer=HessianFree(damping=1e-10, curvature_fraction=0.5, max_cg_iterations=20),
+        loss="mse",
+    )
+    history = model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
+    design = np.c_[x, np.ones(len(x))]
+    residual = design @ start - y[:, 0]
+    gradient = 2 * design.T @ residual / len(x)
+    curvature = 2 * design[:20].T @ design[:20] / 20  # the first half only
+    assert history.history["step_size"] == [1.0]
+    np.testing.assert_allclose(
+        _weights(model), start - np.linalg.solve(curvature, gradient), rtol=1e-7
+    )
+
+
+def _sequence_regression(seed=0, n=64, time=6):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, time, 2)).astype("float32")
+    y = np.tanh(x[:, 0, :1] - 0.5 * x[:, 2, 1:] + 0.25 * x[:, -1, :1]).astype("float32")
+    return x, y
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [lambda: keras.layers.SimpleRNN(8), lambda: MRNN(8, factors=8)],
+    ids=["SimpleRNN", "MRNN"],
+)
+def test_hf_with_structural_damping_lowers_the_loss_of_a_recurrent_regression(layer):
+    x, y = _sequence_regression()
+    inputs = keras.Input((6, 2))
+    model = rnnzoo.Model(inputs, keras.layers.Dense(1)(layer()(inputs)))
+    model.compile(
+        optimizer=HessianFree(damping=1.0, structural_damping=0.3, max_cg_iterations=30,
+                              curvature_fraction=0.5),
+        loss="mse",
+    )
+    initial = model.evaluate(x, y, verbose=0)
+    history = model.fit(x, y, batch_size=64, epochs=8, verbose=0)
+    final = model.evaluate(x, y, verbose=0)
+    assert final < 0.5 * initial
+    assert np.all(np.isfinite(_weights(model)))
+    assert all(1 <= steps <= 30 for steps in history.history["cg_steps"])
+
+
+@keras.saving.register_keras_serializable(package="rnnzoo_tests")
+class GuardedScale(keras.layers.Layer):
+    """`y = w x`, NaN once `w > 1.5` (the guard's log turns NaN)."""
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(), initializer="zeros", name="w")
+
+    def call(self, x):
+        return self.w * x + 0.0 * keras.ops.log(1.5 - self.w)
+
+
+def test_hf_rejects_a_nan_step_raises_damping_and_keeps_weights_finite(float64):
+    x = np.linspace(-1, 1, 32)[:, None]
+    inputs = keras.Input((1,))
+    model = rnnzoo.Model(inputs, GuardedScale()(inputs))
+    model.compile(
+        optimizer=HessianFree(damping=1e-6, curvature_fraction=1.0, max_cg_iterations=5),
+        loss="mse",
+    )
+    # The Newton step goes to w = 3, where the loss is NaN: backtracking finds no
+    # finite iterate, rho is not finite, and the line search shrinks to w < 1.5.
+    history = model.fit(x, 3 * x, batch_size=32, epochs=1, verbose=0)
+    w = float(model.get_weights()[0])
+    assert 0 < w < 1.5
+    second_moment = np.mean(x**2)
+    newton = 6 * second_moment / (2 * second_moment + 1e-6)  # -g / (G + lambda)
+    assert w == pytest.approx(newton * 0.8**4, rel=1e-9)
+    assert history.history["damping"][0] == pytest.approx(1.5e-6)
+    assert not np.isfinite(history.history["rho"][0])
+
+
+def test_hf_keeps_weights_when_the_loss_is_already_nan(float64):
+    x = np.linspace(-1, 1, 32)[:, None]
+    inputs = keras.Input((1,))
+    model = rnnzoo.Model(inputs, GuardedScale()(inputs))
+    model.set_weights([np.array(2.0)])
+    model.compile(optimizer=HessianFree(damping=0.1, max_cg_iterations=5), loss="mse")
+    history = model.fit(x, 3 * x, batch_size=32, epochs=2, verbose=0)
+    assert float(model.get_weights()[0]) == 2.0
+    assert history.history["step_size"] == [0.0, 0.0]
+    assert history.history["damping"][-1] == pytest.approx(0.1 * 1.5**2)
+
+
+def test_hf_step_is_traced_once_per_run():
+    traces = []
+
+    class CountingHessianFree(HessianFree):
+        def run_step(self, *args, **kwargs):
+            traces.append(1)
+            return super().run_step(*args, **kwargs)
+
+    x, y = _sequence_regression(n=48)
+    inputs = keras.Input((6, 2))
+    model = rnnzoo.Model(inputs, keras.layers.Dense(1)(MRNN(4, factors=4)(inputs)))
+    model.compile(optimizer=CountingHessianFree(max_cg_iterations=5), loss="mse")
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0)
+    assert len(traces) == 1
+    assert int(model.optimizer.iterations.numpy()) == 9
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"damping": -1.0}, "damping"),
+        ({"damping": 0.0}, "damping"),
+        ({"structural_damping": -0.1}, "structural_damping"),
+        ({"curvature_fraction": 0.0}, "curvature_fraction"),
+        ({"max_cg_iterations": 2.5}, "max_cg_iterations"),
+        ({"line_search_shrink": 1.0}, "line_search_shrink"),
+    ],
+)
+def test_hf_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        HessianFree(**kwargs)
+
+
+def test_hf_errors_name_the_fix():
+    x, y = _least_squares()
+    model = _linear_model()
+    model.compile(optimizer=HessianFree(), loss="mae")
+    with pytest.raises(ValueError, match="no matching-loss"):
+        model.fit(x, y, epochs=1, verbose=0)
+
+    frozen = _linear_model()
+    frozen.trainable = False
+    frozen.compile(optimizer=HessianFree(), loss="mse")
+    with pytest.raises(ValueError, match="no trainable weights"):
+        frozen.fit(x, y, epochs=1, verbose=0)
+
+    inputs = keras.Input((3,))
+    plain = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    plain.compile(optimizer=HessianFree(), loss="mse")
+    with pytest.raises(ValueError, match="rnnzoo.Model"):
+        plain.fit(x, y, epochs=1, verbose=0)
+
+
+def test_hf_config_round_trip():
+    optimizer = HessianFree(damping=2.0, structural_damping=0.3, max_cg_iterations=7)
+    clone = HessianFree.from_config(optimizer.get_config())
+    assert clone.get_config() == optimizer.get_config()
