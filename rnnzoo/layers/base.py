@@ -140,7 +140,7 @@ class ProjectedCell(keras.layers.Layer):
         return ops.matmul(inputs, kernel)
 
     def project_inputs(self, inputs):
-        """Time-parallel input terms: `(..., features)` or ids `(...)` -> `(..., P)`."""
+        """Time-parallel input terms: `(..., features)` or ids `(...)` -> `(..., P)`, or a tuple of them."""
         raise NotImplementedError
 
     def recurrent_params(self):
@@ -272,7 +272,10 @@ class CellRNN(keras.layers.RNN):
             go_backwards=self.go_backwards,
             mask=mask,
             unroll=self.unroll,
-            input_length=projected.shape[1],
+            # Keras reads `inputs.shape[1]` when this is falsy, which a tuple of
+            # projections lacks; an unknown length is bounded by the loop's own
+            # condition, so the iteration cap only needs to be large enough.
+            input_length=sequences.shape[1] or tf.int32.max,
             zero_output_for_mask=self.zero_output_for_mask,
             return_all_outputs=self.return_sequences,
         )

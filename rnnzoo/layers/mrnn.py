@@ -55,20 +55,18 @@ class MRNNCell(ProjectedCell):
         self.bias = self.add_bias("bias", (self.units,)) if self.use_bias else None
 
     def project_inputs(self, inputs):
-        """`[W_hv v_t + b_h, W_fv v_t]` -> `(..., units + factors)`."""
+        """`(W_hv v_t + b_h, W_fv v_t)`: `(..., units)` and `(..., factors)`."""
         additive = self.project(inputs, self.kernel)
         if self.bias is not None:
             additive = additive + self.bias
-        gains = self.project(inputs, self.input_factor_kernel)
-        return ops.concatenate([additive, gains], axis=-1)
+        return additive, self.project(inputs, self.input_factor_kernel)
 
     def recurrent_params(self):
         return read(self.hidden_factor_kernel), read(self.factor_hidden_kernel)
 
     def step(self, projected, states, params):
         hidden_factor, factor_hidden = params
-        additive = projected[..., : self.units]
-        gains = projected[..., self.units :]
+        additive, gains = projected
         factors = gains * ops.matmul(states[0], hidden_factor)
         h = self.activation(ops.matmul(factors, factor_hidden) + additive)
         return h, [h]

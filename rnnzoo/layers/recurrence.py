@@ -73,7 +73,8 @@ def state_carrying_rnn(
 
     Args:
         step_function: `(input_t, states) -> (output_t, new_states)`.
-        inputs: `(batch, time, features)` tensor.
+        inputs: `(batch, time, features)` tensor, or a nested structure of
+            them (the step then receives the same structure).
         initial_states: list of `(batch, units)` tensors.
         mask: optional `(batch, time)` boolean tensor.
         go_backwards: process the sequence from its end.
@@ -84,17 +85,23 @@ def state_carrying_rnn(
         `(last_output, outputs, new_states)`; `outputs` is
         `last_output[:, None]` when `return_all_outputs` is False.
     """
-    time_major = tf.transpose(inputs, [1, 0] + list(range(2, inputs.shape.rank)))
+    def swap_batch_and_time(tensor):
+        return tf.transpose(tensor, [1, 0] + list(range(2, tensor.shape.rank)))
+
+    time_major = tf.nest.map_structure(swap_batch_and_time, inputs)
     if mask is not None:
         mask = tf.transpose(tf.cast(mask, tf.bool), [1, 0])
     if go_backwards:
-        time_major = tf.reverse(time_major, [0])
+        time_major = tf.nest.map_structure(lambda x: tf.reverse(x, [0]), time_major)
         if mask is not None:
             mask = tf.reverse(mask, [0])
-    steps = tf.shape(time_major)[0]
+    steps = tf.shape(tf.nest.flatten(time_major)[0])[0]
     states = list(initial_states)
 
-    output_0, _ = step_function(time_major[0], states)
+    def inputs_at(t):
+        return tf.nest.map_structure(lambda x: tf.gather(x, t), time_major)
+
+    output_0, _ = step_function(inputs_at(0), states)
     last_output = tf.zeros_like(output_0)
     if return_all_outputs:
         outputs = tf.zeros(
@@ -104,7 +111,7 @@ def state_carrying_rnn(
         outputs = tf.zeros([0], dtype=output_0.dtype)
 
     def body(t, last_output, outputs, states):
-        output, new_states = step_function(tf.gather(time_major, t), list(states))
+        output, new_states = step_function(inputs_at(t), list(states))
         new_states = list(new_states)
         if mask is not None:
             mask_t = tf.gather(mask, t)
@@ -128,7 +135,7 @@ def state_carrying_rnn(
         ),
     )
     if return_all_outputs:
-        outputs = tf.transpose(outputs, [1, 0] + list(range(2, outputs.shape.rank)))
+        outputs = swap_batch_and_time(outputs)
     else:
         outputs = last_output[:, None]
     return last_output, outputs, states

@@ -73,14 +73,14 @@ class TensorRNNCell(ProjectedCell):
             )
 
     def project_inputs(self, inputs):
-        """`[W_hv v + b, v A]` (CP) or `[W_hv v + b, vec(W^(v))]` (full tensor)."""
+        """`(W_hv v + b, v A)` (CP) or `(W_hv v + b, vec(W^(v)))` (full tensor)."""
         additive = self.project(inputs, self.kernel)
         if self.bias is not None:
             additive = additive + self.bias
         if self.rank is not None:
-            return ops.concatenate([additive, self.project(inputs, self.input_factor_kernel)], -1)
+            return additive, self.project(inputs, self.input_factor_kernel)
         tensor = ops.reshape(self.tensor, (-1, self.units * self.units))
-        return ops.concatenate([additive, self.project(inputs, tensor)], -1)
+        return additive, self.project(inputs, tensor)
 
     def recurrent_params(self):
         if self.rank is None:
@@ -93,8 +93,7 @@ class TensorRNNCell(ProjectedCell):
 
     def step(self, projected, states, params):
         h_prev = states[0]
-        additive = projected[..., : self.units]
-        selected = projected[..., self.units :]
+        additive, selected = projected
         pre = additive + ops.matmul(h_prev, params[0])
         if self.rank is None:
             # `selected` holds the input-selected matrix W^(v_t), flattened.
