@@ -11,6 +11,7 @@ import base64
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -337,6 +338,12 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "rnnzoo-serve"
     timeout = 60  # idle keep-alive connections close after a minute
 
+    def setup(self):
+        super().setup()
+        # headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm and
+        # the client's delayed ACK add ~40 ms to every keep-alive response
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _serve(self, method):
         server = self.server
         with server.inflight_lock:
@@ -380,12 +387,16 @@ class _Handler(BaseHTTPRequestHandler):
         _log.debug("%s - %s", self.address_string(), format % args)
 
 
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # the stdlib's backlog of 5 resets connections under a burst of clients
+
+
 class RestFrontEnd:
     """A threading HTTP server; `stop` refuses new connections and waits for in-flight requests."""
 
     def __init__(self, api: RestApi, host: str, port: int):
-        self.httpd = ThreadingHTTPServer((host, port), _Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _HttpServer((host, port), _Handler)
         self.httpd.api = api
         self.httpd.inflight = 0
         self.httpd.stopping = False
