@@ -106,12 +106,6 @@ class ServingHandlers:
         return response
 
     def reload_config(self, request):
-        response = model_management_pb2.ReloadConfigResponse()
-        try:
-            self.manager.set_config(request.config)
-        except Exception as error:
-            failure = errors.from_exception(error)
-            response.status.error_code = failure.code_number
-            response.status.error_message = failure.message
-            raise failure from None
-        return response
+        """Replace the model set; a refused config fails the call with its status code."""
+        self.manager.set_config(request.config)
+        return model_management_pb2.ReloadConfigResponse()

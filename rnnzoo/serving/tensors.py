@@ -5,6 +5,7 @@ written to the typed ``*_val`` fields, as TF Serving's Predict does by default
 (``Tensor::AsProtoField``).
 """
 
+import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
@@ -95,7 +96,7 @@ def to_tensor_proto(value) -> tensor_pb2.TensorProto:
     field = _VALUE_FIELD.get(dtype)
     if field is None:
         raise errors.ServingError(
-            errors.grpc.StatusCode.INTERNAL,
+            grpc.StatusCode.INTERNAL,
             f"output dtype {dtype_name(dtype)} cannot be sent over the wire",
         )
     flat = array.ravel()

@@ -8,7 +8,6 @@ import pytest
 import requests
 import tensorflow as tf
 from conftest import WEIGHTS, predict_request
-from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
