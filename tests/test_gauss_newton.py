@@ -89,6 +89,7 @@ LAYERS = {
     "SimpleRNN": lambda: keras.layers.SimpleRNN(3, return_sequences=True),
     "SimpleRNN_last": lambda: keras.layers.SimpleRNN(3),
     "GRU": lambda: keras.layers.GRU(2, return_sequences=True),
+    "LSTM": lambda: keras.layers.LSTM(2, return_sequences=True),
     "MRNN": lambda: MRNN(3, factors=2, return_sequences=True),
     "TensorRNN_cp": lambda: TensorRNN(3, rank=2, return_sequences=True),
     "TensorRNN_full": lambda: TensorRNN(2, return_sequences=True),

@@ -196,6 +196,9 @@ def test_hf_errors_name_the_fix():
     model.compile(optimizer=HessianFree(), loss="mae")
     with pytest.raises(ValueError, match="no matching-loss"):
         model.fit(x, y, epochs=1, verbose=0)
+    model.compile(optimizer=HessianFree(), loss="mean_sqared_error")
+    with pytest.raises(ValueError, match="Unknown loss name 'mean_sqared_error'"):
+        model.fit(x, y, epochs=1, verbose=0)
 
     frozen = _linear_model()
     frozen.trainable = False

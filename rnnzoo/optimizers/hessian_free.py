@@ -233,12 +233,15 @@ class HessianFree(keras.optimizers.Optimizer):
             accepted = value <= loss_value + armijo * alpha * slope
             return trial + 1, tf.where(accepted, alpha, alpha * self.line_search_shrink), accepted
 
+        # A unit first step was evaluated by the backtracking already.
+        initial = tf.cast(self.learning_rate, dtype)
+        unit_step_accepted = tf.equal(initial, 1) & (new_loss <= loss_value + armijo * slope)
         _, alpha, accepted = tf.while_loop(
             lambda trial, alpha, accepted: (
                 ~accepted & (trial < self.line_search_steps) & finite & (slope < 0)
             ),
             line_search,
-            (tf.constant(0), tf.cast(self.learning_rate, dtype), tf.constant(False)),
+            (tf.constant(0), initial, unit_step_accepted),
         )
         alpha = tf.where(accepted, alpha, tf.zeros_like(alpha))
         for variable, value in zip(variables, theta):

@@ -1,0 +1,289 @@
+"""Costs of rnnzoo's optimizers against their anchors, and time to solve the addition problem.
+
+1. `gauss_newton_product`: time of one Gauss-Newton product `G v` (and with
+   structural damping) divided by the time of one gradient of the same loss
+   on the same batch, for a 100-unit tanh RNN (Keras `SimpleRNN`, output at
+   every step), batch 100, T = 100 and 200. The anchors are the gradient
+   through Keras's default loop and through the unrolled loop the product
+   uses. The thesis expects about one forward plus one backward pass
+   (§4.2.2); the target is <= 1.5.
+2. `nag_step`: one `rnnzoo.optimizers.NAG` update with a momentum schedule
+   divided by one Keras `SGD(nesterov=True)` update (the anchor), on the
+   gradients of the T = 100 model; also the whole training step
+   (forward, backward, update). Target <= 1.05.
+3. `addition_t30`: wall time and steps until a 100-unit tanh RNN solves the
+   thesis's addition problem (§4.4.1, T = 30: fewer than 1% of 2000 test
+   sequences off by more than 0.04) with HF (structural damping), NAG (ESN
+   initialisation and the §7.4.2 schedules) and Adam, each within a wall
+   time budget on the same machine. Sequences of length T' ~ i[30, 33] are
+   pre-padded with zero inputs to 33 steps so that every batch has one shape.
+
+Timings are medians of interleaved repetitions (other jobs share the CPU).
+
+    python benchmarks/optimizers.py --output benchmarks/results/optimizers.json
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import rnnzoo  # noqa: E402
+from rnnzoo.data import get_task  # noqa: E402
+from rnnzoo.initializers import Sparse, SpectralRadius  # noqa: E402
+from rnnzoo.optimizers import NAG, HessianFree, gauss_newton_product, schedules  # noqa: E402
+
+UNITS = 100
+FEATURES = 10
+
+
+def _sequence_model(seq_len, unroll=False):
+    inputs = keras.Input((seq_len, FEATURES))
+    hidden = keras.layers.SimpleRNN(UNITS, return_sequences=True, unroll=unroll)(inputs)
+    return keras.Model(inputs, keras.layers.Dense(FEATURES)(hidden))
+
+
+def _median_times(functions, repeats):
+    """Median seconds per call of each function, measured in interleaved rounds."""
+    for function in functions.values():  # trace and warm up
+        for _ in range(2):
+            tf.nest.map_structure(lambda t: t.numpy(), function())
+    times = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            tf.nest.map_structure(lambda t: t.numpy(), function())
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def gauss_newton_costs(seq_len, batch_size, repeats):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(batch_size, seq_len, FEATURES)), tf.float32)
+    y = tf.constant(rng.normal(size=(batch_size, seq_len, FEATURES)), tf.float32)
+    model = _sequence_model(seq_len)
+    unrolled = _sequence_model(seq_len, unroll=True)
+    unrolled.set_weights(model.get_weights())
+    vector = [tf.constant(rng.normal(size=v.shape), tf.float32) for v in model.trainable_variables]
+    loss = keras.losses.MeanSquaredError()
+
+    def gradient_of(net):
+        @tf.function
+        def gradient():
+            with tf.GradientTape() as tape:
+                value = loss(y, net(x))
+            return tape.gradient(value, net.trainable_variables)
+
+        return gradient
+
+    product = tf.function(lambda: gauss_newton_product(model, "mse", x, vector))
+    damped = tf.function(
+        lambda: gauss_newton_product(model, "mse", x, vector, structural_damping=0.3)
+    )
+    times = _median_times(
+        {
+            "gradient_keras_loop": gradient_of(model),
+            "gradient_unrolled": gradient_of(unrolled),
+            "gauss_newton_product": product,
+            "gauss_newton_product_structural_damping": damped,
+        },
+        repeats,
+    )
+    anchor = times["gradient_keras_loop"]
+    return {
+        "seq_len": seq_len,
+        "batch_size": batch_size,
+        "seconds": {k: round(v, 5) for k, v in times.items()},
+        "gauss_newton_over_gradient": round(times["gauss_newton_product"] / anchor, 3),
+        "gauss_newton_over_unrolled_gradient": round(
+            times["gauss_newton_product"] / times["gradient_unrolled"], 3
+        ),
+        "structurally_damped_over_gradient": round(
+            times["gauss_newton_product_structural_damping"] / anchor, 3
+        ),
+        "structural_damping_overhead": round(
+            times["gauss_newton_product_structural_damping"] / times["gauss_newton_product"], 3
+        ),
+    }
+
+
+def nag_costs(seq_len, batch_size, repeats):
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.normal(size=(batch_size, seq_len, FEATURES)), tf.float32)
+    y = tf.constant(rng.normal(size=(batch_size, seq_len, FEATURES)), tf.float32)
+    loss = keras.losses.MeanSquaredError()
+    optimizers = {
+        "keras_sgd_nesterov": keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
+        "rnnzoo_nag": NAG(0.01, momentum=schedules.NesterovMomentum(0.99)),
+    }
+    updates, steps = {}, {}
+    for name, optimizer in optimizers.items():
+        model = _sequence_model(seq_len)
+        optimizer.build(model.trainable_variables)
+        gradients = [tf.constant(rng.normal(size=v.shape) * 1e-3, tf.float32)
+                     for v in model.trainable_variables]
+
+        def update(optimizer=optimizer, model=model, gradients=gradients):
+            optimizer.apply(gradients, model.trainable_variables)
+            return optimizer.iterations
+
+        def step(optimizer=optimizer, model=model):
+            with tf.GradientTape() as tape:
+                value = loss(y, model(x))
+            optimizer.apply(tape.gradient(value, model.trainable_variables),
+                            model.trainable_variables)
+            return value
+
+        updates[name] = tf.function(update)
+        steps[name] = tf.function(step)
+    update_times = _median_times(updates, repeats * 20)
+    step_times = _median_times(steps, repeats)
+    return {
+        "seq_len": seq_len,
+        "batch_size": batch_size,
+        "update_seconds": {k: round(v, 6) for k, v in update_times.items()},
+        "train_step_seconds": {k: round(v, 5) for k, v in step_times.items()},
+        "nag_update_over_sgd_nesterov_update": round(
+            update_times["rnnzoo_nag"] / update_times["keras_sgd_nesterov"], 3
+        ),
+        "nag_train_step_over_sgd_nesterov_train_step": round(
+            step_times["rnnzoo_nag"] / step_times["keras_sgd_nesterov"], 3
+        ),
+    }
+
+
+# ----------------------------------------------------------------- addition
+ADDITION_T = 30
+PADDED_T = (11 * ADDITION_T) // 10
+
+
+def _pre_pad(x, y):
+    pad = PADDED_T - tf.shape(x)[1]
+    x = tf.pad(x, [[0, 0], [pad, 0], [0, 0]])
+    return tf.ensure_shape(x, [None, PADDED_T, 2]), y
+
+
+def _addition_model(method, seed):
+    keras.utils.set_random_seed(seed)
+    if method == "nag":  # thesis §7.4.1: ESN-style sparse init, spectral radius 1.2
+        rnn = keras.layers.SimpleRNN(
+            UNITS,
+            kernel_initializer=Sparse(15, scale=0.02, seed=seed),
+            recurrent_initializer=SpectralRadius(Sparse(15, seed=seed + 1), radius=1.2),
+        )
+    else:
+        rnn = keras.layers.SimpleRNN(UNITS)
+    inputs = keras.Input((PADDED_T, 2))
+    return rnnzoo.Model(inputs, keras.layers.Dense(1)(rnn(inputs)))
+
+
+def _addition_optimizer(method):
+    if method == "hf":
+        # Thesis §4.3-4.4: lambda starts at 1 (0.1 T for per-step targets),
+        # structural damping mu = 1/30 for these problems, curvature on 1/10.
+        return HessianFree(damping=1.0, structural_damping=1.0 / 30, curvature_fraction=0.1)
+    if method == "nag":  # thesis §7.4.2 schedules
+        learning_rate = keras.optimizers.schedules.PiecewiseConstantDecay(
+            [1500, 3000, 6000, 30000], [3e-5, 3e-4, 3e-3, 1e-3, 1e-4]
+        )
+        momentum = schedules.PiecewiseConstantMomentum([4000], [0.9, 0.98])
+        return NAG(learning_rate=learning_rate, momentum=momentum)
+    return keras.optimizers.Adam(1e-3)
+
+
+class _SolveMonitor(keras.callbacks.Callback):
+    """Stops training once the test error is below 1% or the time budget is spent."""
+
+    def __init__(self, task, x_test, y_test, budget, started):
+        super().__init__()
+        self.task, self.x_test, self.y_test = task, x_test, y_test
+        self.budget, self.started = budget, started
+        self.curve = []
+        self.solved_at = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        error = self.task.error_rate(self.y_test, self.model.predict(self.x_test, verbose=0))
+        elapsed = time.perf_counter() - self.started
+        steps = int(self.model.optimizer.iterations.numpy())
+        self.curve.append({"steps": steps, "seconds": round(elapsed, 1),
+                           "test_error": error, "loss": float(logs["loss"])})
+        if error < self.task.success_error_rate:
+            self.solved_at = self.curve[-1]
+            self.model.stop_training = True
+        elif elapsed > self.budget:
+            self.model.stop_training = True
+
+
+def addition_run(method, budget, seed=0):
+    task = get_task("addition_thesis", seq_len=ADDITION_T, seed=seed)
+    test = list(task.test_dataset(batch_size=2000, size=2000).map(_pre_pad))  # one batch per T'
+    x_test = np.concatenate([x for x, _ in test])
+    y_test = np.concatenate([y for _, y in test])
+    batch_size, steps_per_check = {"hf": (1000, 1), "nag": (100, 500), "adam": (100, 500)}[method]
+    train = task.train_dataset(batch_size).map(_pre_pad)
+    model = _addition_model(method, seed)
+    model.compile(optimizer=_addition_optimizer(method), loss="mse")
+    started = time.perf_counter()
+    monitor = _SolveMonitor(task, x_test, y_test, budget, started)
+    model.fit(train, steps_per_epoch=steps_per_check, epochs=10**6, callbacks=[monitor],
+              shuffle=False, verbose=0)
+    last = monitor.curve[-1]
+    return {
+        "method": method,
+        "batch_size": batch_size,
+        "solved": monitor.solved_at is not None,
+        "seconds": (monitor.solved_at or last)["seconds"],
+        "steps": (monitor.solved_at or last)["steps"],
+        "sequences": (monitor.solved_at or last)["steps"] * batch_size,
+        "final_test_error": last["test_error"],
+        "test_sequences": len(y_test),
+        "budget_seconds": budget,
+        "curve": monitor.curve[:: max(1, len(monitor.curve) // 40)] + monitor.curve[-1:],
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--batch_size", type=int, default=100)
+    parser.add_argument("--addition_budget", type=float, default=900.0,
+                        help="wall-time budget in seconds per addition-problem run")
+    parser.add_argument("--parts", default="gauss_newton,nag,addition",
+                        help="comma-separated subset of gauss_newton, nag, addition")
+    parser.add_argument("--output", default=None, help="JSON file to write (also printed)")
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+
+    result = {
+        "benchmark": "optimizers",
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "tensorflow": tf.__version__, "keras": keras.__version__},
+    }
+    if "gauss_newton" in parts:
+        result["gauss_newton_product"] = [
+            gauss_newton_costs(seq_len, args.batch_size, args.repeats) for seq_len in (100, 200)
+        ]
+    if "nag" in parts:
+        result["nag_step"] = nag_costs(100, args.batch_size, args.repeats)
+    if "addition" in parts:
+        result["addition_t30"] = [
+            addition_run(method, args.addition_budget) for method in ("hf", "nag", "adam")
+        ]
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.output:
+        os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
+        with open(args.output, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
