@@ -137,3 +137,17 @@ def test_res_rnn_zero_initialisation_is_identity_and_trainable():
     grads = tape.gradient(loss, layer.trainable_variables)
     names = [v.name for v in layer.trainable_variables]
     assert np.abs(grads[names.index("combination_kernel")].numpy()).max() > 0
+
+
+def test_mrnn_default_initialisation_gives_every_token_a_well_conditioned_transition():
+    """Eq. 5.4 at initialisation: W_hh^(v) = W_hf diag(W_fv v) W_fh stays near orthogonal."""
+    from rnnzoo.layers import MRNN
+
+    layer = MRNN(64, factors=64, input_dim=10)
+    layer(np.zeros((1, 3), dtype="int32"))
+    cell = layer.cell
+    for token in range(10):
+        gains = cell.input_factor_kernel.numpy()[token]
+        matrix = cell.hidden_factor_kernel.numpy() @ np.diag(gains) @ cell.factor_hidden_kernel.numpy()
+        singular_values = np.linalg.svd(matrix, compute_uv=False)
+        assert 0.5 < singular_values.min() and singular_values.max() < 1.5

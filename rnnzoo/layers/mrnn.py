@@ -26,15 +26,22 @@ class MRNNCell(ProjectedCell):
         units: hidden state size.
         factors: number of multiplicative factors F (rank of the synthesised
             matrix's factorisation).
-        factor_initializer: initializer of W_fv (the input-to-factor gains).
+        factor_initializer: initializer of W_fv, the input-to-factor gains.
+            Default N(1, 0.1): a one-hot input then synthesises
+            `W_hf diag(~1) W_fh`, close to a product of the two orthogonal
+            recurrent matrices, so every character starts with a
+            well-conditioned transition (Keras's near-zero Glorot gains would
+            shrink it to a spectral radius of about 0.1).
         Other arguments: see `ProjectedCell` (`input_dim` enables token ids;
             `recurrent_initializer` initialises W_fh and W_hf).
     """
 
-    def __init__(self, units, factors, factor_initializer="glorot_uniform", **kwargs):
+    def __init__(self, units, factors, factor_initializer=None, **kwargs):
         check_positive("factors", factors, "Pass the number of factors, e.g. factors=units.")
         super().__init__(units, **kwargs)
         self.factors = factors
+        if factor_initializer is None:
+            factor_initializer = keras.initializers.RandomNormal(mean=1.0, stddev=0.1)
         self.factor_initializer = keras.initializers.get(factor_initializer)
 
     def build(self, input_shape):
@@ -113,7 +120,7 @@ class MRNN(CellRNN):
         activation="tanh",
         use_bias=True,
         kernel_initializer="glorot_uniform",
-        factor_initializer="glorot_uniform",
+        factor_initializer=None,
         recurrent_initializer="orthogonal",
         bias_initializer="zeros",
         kernel_regularizer=None,
