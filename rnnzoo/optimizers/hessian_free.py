@@ -184,7 +184,10 @@ class HessianFree(keras.optimizers.Optimizer):
         curvature_size = tf.maximum(
             1, tf.cast(tf.math.ceil(self.curvature_fraction * tf.cast(batch, tf.float32)), tf.int32)
         )
-        head = lambda t: None if t is None else t[:curvature_size]  # noqa: E731
+
+        def head(tensor):
+            return None if tensor is None else tensor[:curvature_size]
+
         x_c, y_c, weight_c = (tree.map_structure(head, t) for t in (x, y, sample_weight))
         damping = tf.identity(self.damping.value)
         structural = damping * self.structural_damping if self.structural_damping else 0.0
@@ -235,7 +238,10 @@ class HessianFree(keras.optimizers.Optimizer):
 
         # A unit first step was evaluated by the backtracking already.
         initial = tf.cast(self.learning_rate, dtype)
-        unit_step_accepted = tf.equal(initial, 1) & (new_loss <= loss_value + armijo * slope)
+        unit_step_accepted = (
+            finite & (slope < 0) & tf.equal(initial, 1)
+            & (new_loss <= loss_value + armijo * slope)
+        )
         _, alpha, accepted = tf.while_loop(
             lambda trial, alpha, accepted: (
                 ~accepted & (trial < self.line_search_steps) & finite & (slope < 0)
