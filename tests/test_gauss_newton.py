@@ -223,6 +223,8 @@ def test_keras_rnn_without_static_length_gets_a_clear_error():
     spec = tf.TensorSpec((None, None, FEATURES), tf.float64)
     with pytest.raises(ValueError, match="simple_rnn.*no static number of time steps"):
         product.get_concrete_function(spec)
+    layer = model.layers[1]  # the tracing context left the layer as it was
+    assert "inner_loop" not in vars(layer) and not layer.unroll and layer.return_sequences
 
 
 def test_cudnn_layer_gets_a_clear_error():
