@@ -24,6 +24,7 @@ setup(
         "numpy>=1.26,<3",
         "scikit-learn>=1.4,<2",
         "matplotlib>=3.8,<4",
+        "tensorboard>=2.21,<2.22",
     ],
     extras_require={
         "test": ["pytest>=8,<10", "scipy>=1.11,<2"],
@@ -33,6 +34,9 @@ setup(
             "rnnzoo-demo=rnnzoo.cli.demo:run",
             "rnnzoo-serve=rnnzoo.cli.serve:run",
             "rnnzoo-query=rnnzoo.cli.query:run",
+            "rnnzoo-train=rnnzoo.cli.train:run",
+            "rnnzoo-evaluate=rnnzoo.cli.evaluate:run",
+            "rnnzoo-reproduce=rnnzoo.cli.reproduce:run",
         ],
     },
 )
