@@ -1,0 +1,154 @@
+"""`rnnzoo-train`: trains a zoo model on a task, resumably, and writes metrics.json.
+
+    rnnzoo-train --model=irnn --task=addition --seq_len=100 --optimizer=momentum \
+        --learning_rate=1e-3 --clip_norm=0.1 --batch_size=16 --train_steps=20000 \
+        --model_dir=/tmp/irnn_add100
+
+Flags map 1:1 onto `rnnzoo.zoo.training.TrainConfig`; the model family's
+options (e.g. `--units`, `--num_scopes`) onto its config dataclass (unset:
+the family default). Re-running with the same `--model_dir` resumes from its
+checkpoint; a larger `--train_steps` continues. `--flagfile` works.
+"""
+
+import dataclasses
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import app, flags  # noqa: E402
+
+from rnnzoo.data import task_names  # noqa: E402
+from rnnzoo.zoo import registry  # noqa: E402
+from rnnzoo.zoo.training import MOMENTUM_SCHEDULES, OPTIMIZERS, TrainConfig  # noqa: E402
+
+_DEFAULTS = TrainConfig()
+
+flags.DEFINE_string("model", None, "Model name (see the error message of an unknown name).")
+flags.DEFINE_string("task", _DEFAULTS.task, "Task name of rnnzoo.data.")
+flags.DEFINE_string("optimizer", _DEFAULTS.optimizer, f"One of {', '.join(OPTIMIZERS)}.")
+flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Constant learning rate.")
+flags.DEFINE_list("lr_boundaries", [], "Steps where the piecewise-constant learning rate changes.")
+flags.DEFINE_list("lr_values", [], "Piecewise-constant learning rates (one more than boundaries).")
+flags.DEFINE_float("momentum", _DEFAULTS.momentum, "Constant momentum, or cap of `nesterov`.")
+flags.DEFINE_string(
+    "momentum_schedule", _DEFAULTS.momentum_schedule, f"One of {', '.join(MOMENTUM_SCHEDULES)}."
+)
+flags.DEFINE_list("momentum_boundaries", [], "Steps where the piecewise momentum changes.")
+flags.DEFINE_list("momentum_values", [], "Piecewise momenta (one more than boundaries).")
+flags.DEFINE_integer("momentum_period", _DEFAULTS.momentum_period,
+                     "Block length of `nesterov`; first switch of `progression`.")
+flags.DEFINE_float("final_phase", _DEFAULTS.final_phase,
+                   "Final fraction of training with lr/10 and momentum 0.99 (thesis §7.3).")
+flags.DEFINE_float("hf_damping", _DEFAULTS.hf_damping, "HF: initial Tikhonov damping lambda.")
+flags.DEFINE_float("hf_structural_damping", _DEFAULTS.hf_structural_damping,
+                   "HF: structural damping mu (thesis §4.2.3).")
+flags.DEFINE_integer("hf_max_cg_iterations", _DEFAULTS.hf_max_cg_iterations, "HF: CG step cap.")
+flags.DEFINE_float("hf_curvature_fraction", _DEFAULTS.hf_curvature_fraction,
+                   "HF: fraction of each batch used for curvature products.")
+flags.DEFINE_integer("seq_len", None, "Problem length T.")
+flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Training sequences per step.")
+flags.DEFINE_integer("train_steps", _DEFAULTS.train_steps, "Total optimizer steps.")
+flags.DEFINE_integer("eval_every", _DEFAULTS.eval_every, "Steps between evaluations/checkpoints.")
+flags.DEFINE_integer("test_size", _DEFAULTS.test_size, "Test examples (0: task default).")
+flags.DEFINE_float("clip_norm", _DEFAULTS.clip_norm, "Gradient-norm clipping (0: none).")
+flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of data and weights.")
+flags.DEFINE_string("model_dir", None, "Checkpoint/metrics/TensorBoard directory.")
+flags.DEFINE_bool("early_stop", _DEFAULTS.early_stop, "Stop once the success criterion holds.")
+flags.DEFINE_list("gradient_steps", [], "Steps at which to record per-time-step gradients.")
+flags.DEFINE_integer("verbose", _DEFAULTS.verbose, "1: progress bar, 2: a line per round, 0: quiet.")
+
+_FLAG_TYPES = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string,
+               bool: flags.DEFINE_bool}
+
+
+def _define_model_flags():
+    """One flag per field of every family's config dataclass (default: the family's)."""
+    defined = {}
+    for family in registry.load_families().values():
+        for field in dataclasses.fields(family.config_class):
+            if field.name in defined or field.name in flags.FLAGS:
+                continue
+            define = _FLAG_TYPES.get(field.type if isinstance(field.type, type) else None,
+                                     flags.DEFINE_string)
+            define(field.name, None, f"Model option of family {family.name!r} "
+                   f"(default {field.default!r}).")
+            defined[field.name] = family
+    return defined
+
+
+_MODEL_FLAGS = _define_model_flags()
+FLAGS = flags.FLAGS
+
+
+def _fail(message):
+    print(f"rnnzoo-train: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def config_from_flags():
+    """`(TrainConfig, model options)` from the parsed flags; exits naming a bad value."""
+    if FLAGS.model is None:
+        _fail(f"--model is required; choose one of: {', '.join(registry.model_names())}.")
+    try:
+        family = registry.get_family(FLAGS.model)
+    except ValueError as error:
+        _fail(str(error))
+    if FLAGS.task not in task_names():
+        _fail(f"Unknown task {FLAGS.task!r}; choose one of: {', '.join(task_names())}.")
+    if FLAGS.optimizer not in OPTIMIZERS:
+        _fail(f"Unknown optimizer {FLAGS.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}.")
+    if not FLAGS.model_dir:
+        _fail("--model_dir is required (checkpoints, metrics.json and TensorBoard logs go there).")
+    try:
+        config = TrainConfig(
+            model=FLAGS.model, task=FLAGS.task, optimizer=FLAGS.optimizer,
+            learning_rate=FLAGS.learning_rate,
+            lr_boundaries=tuple(int(v) for v in FLAGS.lr_boundaries),
+            lr_values=tuple(float(v) for v in FLAGS.lr_values),
+            momentum=FLAGS.momentum, momentum_schedule=FLAGS.momentum_schedule,
+            momentum_boundaries=tuple(int(v) for v in FLAGS.momentum_boundaries),
+            momentum_values=tuple(float(v) for v in FLAGS.momentum_values),
+            momentum_period=FLAGS.momentum_period, final_phase=FLAGS.final_phase,
+            hf_damping=FLAGS.hf_damping, hf_structural_damping=FLAGS.hf_structural_damping,
+            hf_max_cg_iterations=FLAGS.hf_max_cg_iterations,
+            hf_curvature_fraction=FLAGS.hf_curvature_fraction,
+            seq_len=FLAGS.seq_len, batch_size=FLAGS.batch_size, train_steps=FLAGS.train_steps,
+            eval_every=FLAGS.eval_every, test_size=FLAGS.test_size, clip_norm=FLAGS.clip_norm,
+            seed=FLAGS.seed, model_dir=FLAGS.model_dir, early_stop=FLAGS.early_stop,
+            gradient_steps=tuple(int(v) for v in FLAGS.gradient_steps), verbose=FLAGS.verbose,
+        )
+    except ValueError as error:
+        _fail(f"bad list flag value: {error}")
+    fields = {f.name for f in dataclasses.fields(family.config_class)}
+    options = {name: FLAGS[name].value for name in fields if name in _MODEL_FLAGS}
+    foreign = [n for n, f in _MODEL_FLAGS.items() if n not in fields and FLAGS[n].present]
+    if foreign:
+        _fail(
+            f"--{', --'.join(foreign)} do not apply to model {FLAGS.model!r}; its options are: "
+            f"{', '.join(sorted(fields))}."
+        )
+    return config, options
+
+
+def main(argv):
+    if len(argv) > 1:
+        _fail(f"unexpected arguments {argv[1:]}; all options are --flags.")
+    config, options = config_from_flags()
+    from rnnzoo.zoo.training import train
+
+    try:
+        metrics = train(config, **options)
+    except ValueError as error:
+        _fail(str(error))
+    summary = {k: v for k, v in metrics.items() if k != "history"}
+    print(json.dumps(summary, sort_keys=True))
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

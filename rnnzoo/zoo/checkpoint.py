@@ -1,0 +1,93 @@
+"""Atomic checkpoints of a training run in its `model_dir`.
+
+A run's directory holds:
+
+- `model.keras`: the model with its optimizer state (Keras format);
+- `checkpoint.json`: the step, the run's configuration and training state;
+- `metrics.json`: the latest test metrics and their history.
+
+Every file is written to a temporary name in the same directory and then
+renamed over the old one (`os.replace`, atomic on POSIX), so an interrupted
+run leaves the previous checkpoint intact.
+"""
+
+import json
+import os
+import tempfile
+
+import keras
+
+MODEL_FILE = "model.keras"
+STATE_FILE = "checkpoint.json"
+METRICS_FILE = "metrics.json"
+
+
+def write_json_atomically(path, payload):
+    """Writes `payload` as JSON to `path` through a temporary file and a rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+class Checkpointer:
+    """Saves and restores a run in `model_dir` (see the module docstring)."""
+
+    def __init__(self, model_dir):
+        if not model_dir:
+            raise ValueError("model_dir is empty; pass a directory, e.g. --model_dir=/tmp/run1.")
+        self.model_dir = model_dir
+        self.model_path = os.path.join(model_dir, MODEL_FILE)
+        self.state_path = os.path.join(model_dir, STATE_FILE)
+        self.metrics_path = os.path.join(model_dir, METRICS_FILE)
+
+    def exists(self):
+        return os.path.exists(self.state_path) and os.path.exists(self.model_path)
+
+    def state(self):
+        """The saved `checkpoint.json` contents, or `None` for a fresh directory."""
+        return read_json(self.state_path) if self.exists() else None
+
+    def metrics(self):
+        return read_json(self.metrics_path) if os.path.exists(self.metrics_path) else None
+
+    def save(self, model, state):
+        """Saves the model (with optimizer state) then the state, each atomically."""
+        os.makedirs(self.model_dir, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.model_dir, prefix=".tmp-", suffix=".keras")
+        os.close(fd)
+        try:
+            model.save(tmp)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, self.model_path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        write_json_atomically(self.state_path, state)
+
+    def save_metrics(self, metrics):
+        write_json_atomically(self.metrics_path, metrics)
+
+    def load_model(self):
+        """The saved model, compiled with its optimizer state restored."""
+        if not os.path.exists(self.model_path):
+            raise ValueError(
+                f"No checkpoint in {self.model_dir!r} ({MODEL_FILE} is missing); train a model "
+                "there with rnnzoo-train --model_dir=... first."
+            )
+        return keras.saving.load_model(self.model_path, compile=True)
