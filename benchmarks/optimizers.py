@@ -250,6 +250,28 @@ def addition_run(method, budget, seed=0):
     }
 
 
+def plot_addition(runs, path):
+    """Test error against wall time for each method of `addition_t30`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for run in runs:
+        curve = run["curve"]
+        axis.plot([p["seconds"] for p in curve], [p["test_error"] for p in curve],
+                  marker=".", label=f"{run['method']} (batch {run['batch_size']})")
+    axis.axhline(0.01, color="gray", linestyle="--", linewidth=1, label="solved (1%)")
+    axis.set_xlabel("wall time (s)")
+    axis.set_ylabel("test sequences off by > 0.04")
+    axis.set_yscale("log")
+    axis.set_title(f"Addition problem, T = {ADDITION_T}, 100 tanh units")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
@@ -277,6 +299,8 @@ def main():
         result["addition_t30"] = [
             addition_run(method, args.addition_budget) for method in ("hf", "nag", "adam")
         ]
+        if args.output:
+            plot_addition(result["addition_t30"], os.path.splitext(args.output)[0] + "_addition.png")
     text = json.dumps(result, indent=2)
     print(text)
     if args.output:

@@ -14,10 +14,12 @@ from rnnzoo.optimizers.conjugate_gradient import backtracking_steps, conjugate_g
 
 @pytest.fixture
 def float64():
-    previous = keras.config.floatx()
+    previous = keras.config.floatx(), keras.config.dtype_policy()
     keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
     yield
-    keras.config.set_floatx(previous)
+    keras.config.set_floatx(previous[0])
+    keras.config.set_dtype_policy(previous[1])
 
 
 def _least_squares(seed=0, n=64, d=3):
