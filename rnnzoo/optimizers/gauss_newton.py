@@ -3,7 +3,12 @@
 `G v = J^T (L o g)'' J v` (eq. 4.4) with `J v` from
 `tf.autodiff.ForwardAccumulator` (Pearlmutter's R-operator) and `J^T u` from
 reverse mode, taken on the same forward pass ("reverse-over-forward"): about
-one forward, one tangent and one backward pass.
+one forward, one tangent and one backward pass. That needs the recurrences
+unrolled, i.e. a static sequence length; without one (rnnzoo layers only)
+`J v` comes from a forward-only pass through the state-carrying loop and
+`J^T u` from a second, ordinary pass, because a `tf.GradientTape` recording
+that loop inside a `tf.function` breaks forward mode (its TensorList
+accumulators).
 
 Structural damping (§4.2.3) adds `s * G_S v`, the Gauss-Newton matrix of a
 distance `D(h(theta); h(theta_n))` on the hidden states of every recurrent
