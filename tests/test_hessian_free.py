@@ -159,7 +159,7 @@ def test_hf_keeps_weights_when_the_loss_is_already_nan(float64):
     assert history.history["damping"][-1] == pytest.approx(0.1 * 1.5**2)
 
 
-def test_hf_step_is_traced_once_per_run():
+def test_hf_step_is_traced_once_per_run_also_for_batches_of_varying_length():
     traces = []
 
     class CountingHessianFree(HessianFree):
@@ -167,13 +167,20 @@ def test_hf_step_is_traced_once_per_run():
             traces.append(1)
             return super().run_step(*args, **kwargs)
 
-    x, y = _sequence_regression(n=48)
-    inputs = keras.Input((6, 2))
+    batches = [_sequence_regression(seed=seed, n=16, time=time) for seed, time in
+               enumerate([6, 8, 5])]
+    dataset = tf.data.Dataset.from_generator(
+        lambda: iter(batches),
+        output_signature=(tf.TensorSpec((16, None, 2)), tf.TensorSpec((16, 1))),
+    ).repeat()
+    inputs = keras.Input((None, 2))
     model = rnnzoo.Model(inputs, keras.layers.Dense(1)(MRNN(4, factors=4)(inputs)))
-    model.compile(optimizer=CountingHessianFree(max_cg_iterations=5), loss="mse")
-    model.fit(x, y, batch_size=16, epochs=3, verbose=0)
+    model.compile(optimizer=CountingHessianFree(max_cg_iterations=5, structural_damping=0.3),
+                  loss="mse")
+    history = model.fit(dataset, steps_per_epoch=3, epochs=3, verbose=0)
     assert len(traces) == 1
     assert int(model.optimizer.iterations.numpy()) == 9
+    assert all(size > 0 for size in history.history["step_size"])
 
 
 @pytest.mark.parametrize(
