@@ -13,14 +13,17 @@
    (forward, backward, update). Target <= 1.05.
 3. `addition_t30`: wall time and steps until a 100-unit tanh RNN solves the
    thesis's addition problem (§4.4.1, T = 30: fewer than 1% of 2000 test
-   sequences off by more than 0.04) with HF (structural damping), NAG (ESN
-   initialisation and the §7.4.2 schedules) and Adam, each within a wall
-   time budget on the same machine. Sequences of length T' ~ i[30, 33] are
-   pre-padded with zero inputs to 33 steps so that every batch has one shape.
+   sequences off by more than 0.04) with HF (structural damping, gradient
+   batch 1000, curvature batch 100), NAG (ESN initialisation and the §7.4.2
+   schedules, batch 100) and Adam (batch 100), each within a wall-time budget
+   on the same machine, for each seed; the test error is checked every HF
+   iteration and every 500 NAG/Adam steps. Sequences of length
+   T' ~ i[30, 33] are pre-padded with zero inputs to 33 steps so that every
+   batch has one shape. `sequences` counts gradient-batch sequences.
 
 Timings are medians of interleaved repetitions (other jobs share the CPU).
 
-    python benchmarks/optimizers.py --output benchmarks/results/optimizers.json
+    python benchmarks/optimizers.py --seeds 0,1,2 --output benchmarks/results/optimizers.json
 """
 
 import argparse
@@ -238,6 +241,7 @@ def addition_run(method, budget, seed=0):
     last = monitor.curve[-1]
     return {
         "method": method,
+        "seed": seed,
         "batch_size": batch_size,
         "solved": monitor.solved_at is not None,
         "seconds": (monitor.solved_at or last)["seconds"],
@@ -250,6 +254,10 @@ def addition_run(method, budget, seed=0):
     }
 
 
+def _median_or_none(values):
+    return statistics.median(values) if values else None
+
+
 def plot_addition(runs, path):
     """Test error against wall time for each method of `addition_t30`."""
     import matplotlib
@@ -258,10 +266,14 @@ def plot_addition(runs, path):
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 4))
+    colors = {"hf": "tab:blue", "nag": "tab:orange", "adam": "tab:green"}
+    labelled = set()
     for run in runs:
         curve = run["curve"]
+        label = None if run["method"] in labelled else f"{run['method']} (batch {run['batch_size']})"
+        labelled.add(run["method"])
         axis.plot([p["seconds"] for p in curve], [p["test_error"] for p in curve],
-                  marker=".", label=f"{run['method']} (batch {run['batch_size']})")
+                  marker=".", color=colors[run["method"]], alpha=0.8, label=label)
     axis.axhline(0.01, color="gray", linestyle="--", linewidth=1, label="solved (1%)")
     axis.set_xlabel("wall time (s)")
     axis.set_ylabel("test sequences off by > 0.04")
@@ -278,6 +290,7 @@ def main():
     parser.add_argument("--batch_size", type=int, default=100)
     parser.add_argument("--addition_budget", type=float, default=900.0,
                         help="wall-time budget in seconds per addition-problem run")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds of the addition runs")
     parser.add_argument("--parts", default="gauss_newton,nag,addition",
                         help="comma-separated subset of gauss_newton, nag, addition")
     parser.add_argument("--output", default=None, help="JSON file to write (also printed)")
@@ -296,9 +309,26 @@ def main():
     if "nag" in parts:
         result["nag_step"] = nag_costs(100, args.batch_size, args.repeats)
     if "addition" in parts:
-        result["addition_t30"] = [
-            addition_run(method, args.addition_budget) for method in ("hf", "nag", "adam")
+        seeds = [int(seed) for seed in args.seeds.split(",")]
+        runs = [
+            addition_run(method, args.addition_budget, seed)
+            for seed in seeds
+            for method in ("hf", "nag", "adam")
         ]
+        result["addition_t30"] = runs
+        result["addition_t30_summary"] = {
+            method: {
+                "seeds": len(seeds),
+                "solved": sum(r["solved"] for r in runs if r["method"] == method),
+                "median_seconds_solved": _median_or_none(
+                    [r["seconds"] for r in runs if r["method"] == method and r["solved"]]
+                ),
+                "median_steps_solved": _median_or_none(
+                    [r["steps"] for r in runs if r["method"] == method and r["solved"]]
+                ),
+            }
+            for method in ("hf", "nag", "adam")
+        }
         if args.output:
             plot_addition(result["addition_t30"], os.path.splitext(args.output)[0] + "_addition.png")
     text = json.dumps(result, indent=2)
