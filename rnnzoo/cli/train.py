@@ -57,6 +57,7 @@ flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of data and weights.")
 flags.DEFINE_string("model_dir", None, "Checkpoint/metrics/TensorBoard directory.")
 flags.DEFINE_bool("early_stop", _DEFAULTS.early_stop, "Stop once the success criterion holds.")
 flags.DEFINE_list("gradient_steps", [], "Steps at which to record per-time-step gradients.")
+flags.DEFINE_float("max_seconds", _DEFAULTS.max_seconds, "Wall-clock budget of this run (0: none).")
 flags.DEFINE_integer("verbose", _DEFAULTS.verbose, "1: progress bar, 2: a line per round, 0: quiet.")
 
 _FLAG_TYPES = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string,
@@ -117,7 +118,8 @@ def config_from_flags():
             seq_len=FLAGS.seq_len, batch_size=FLAGS.batch_size, train_steps=FLAGS.train_steps,
             eval_every=FLAGS.eval_every, test_size=FLAGS.test_size, clip_norm=FLAGS.clip_norm,
             seed=FLAGS.seed, model_dir=FLAGS.model_dir, early_stop=FLAGS.early_stop,
-            gradient_steps=tuple(int(v) for v in FLAGS.gradient_steps), verbose=FLAGS.verbose,
+            gradient_steps=tuple(int(v) for v in FLAGS.gradient_steps),
+            max_seconds=FLAGS.max_seconds, verbose=FLAGS.verbose,
         )
     except ValueError as error:
         _fail(f"bad list flag value: {error}")

@@ -66,6 +66,8 @@ class TrainConfig:
         early_stop: stop once the paper's success criterion holds on the test set.
         gradient_steps: steps at which to record gradient propagation
             (`rnnzoo.zoo.gradient_propagation`); empty: never.
+        max_seconds: wall-clock budget of this invocation (0: none); the run
+            stops after the step that exceeds it (and can be resumed).
         verbose: Keras progress bar (1), one line per round (2) or silent (0).
     """
 
@@ -95,6 +97,7 @@ class TrainConfig:
     model_dir: str = ""
     early_stop: bool = True
     gradient_steps: tuple = ()
+    max_seconds: float = 0.0
     verbose: int = 1
 
     def run_description(self):
@@ -221,7 +224,9 @@ class _RoundEnd(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self.run.step += 1
         self.run.last_train_loss = None if logs is None else logs.get("loss")
-        if self.run.step >= self.run.config.train_steps:
+        config = self.run.config
+        out_of_time = config.max_seconds and time.monotonic() - self.run.start > config.max_seconds
+        if self.run.step >= config.train_steps or out_of_time:
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):

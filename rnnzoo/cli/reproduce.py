@@ -1,0 +1,59 @@
+"""`rnnzoo-reproduce`: runs one of the papers' experiments end to end and writes a report.
+
+    rnnzoo-reproduce --list
+    rnnzoo-reproduce --experiment=longer_rnns_resrnn --scale=small --output_dir=results
+
+Writes `<output_dir>/<experiment>/report.md` (ours vs the paper's number,
+seed, wall time), `curves.png`, `results.json` and the runs' model dirs
+under `runs/` (or `--work_dir`). See `rnnzoo.zoo.experiments`.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import app, flags  # noqa: E402
+
+from rnnzoo.zoo import experiments  # noqa: E402
+
+flags.DEFINE_string("experiment", None, "Experiment name (see --list).")
+flags.DEFINE_enum("scale", "small", list(experiments.SCALES), "small: minutes; paper: paper sizes.")
+flags.DEFINE_string("output_dir", "reproduce", "Directory of the reports.")
+flags.DEFINE_string("work_dir", None, "Directory of the runs' checkpoints (default: under output_dir).")
+flags.DEFINE_integer("seed", 0, "Seed of every run.")
+flags.DEFINE_float("time_budget_s", None,
+                   "Training budget of the experiment in seconds, shared by its runs "
+                   "(default: 900 for --scale=small, none for paper).")
+flags.DEFINE_bool("list", False, "List the experiments and exit.")
+flags.DEFINE_integer("verbose", 2, "Per-run verbosity (0, 1: progress bar, 2: a line per round).")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    if FLAGS.list:
+        for name in experiments.experiment_names():
+            print(f"{name}: {experiments.EXPERIMENTS[name].title}")
+        return
+    if FLAGS.experiment not in experiments.EXPERIMENTS:
+        print(
+            f"rnnzoo-reproduce: unknown experiment {FLAGS.experiment!r}; choose one of: "
+            f"{', '.join(experiments.experiment_names())}.",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    path = experiments.run_experiment(
+        FLAGS.experiment, scale=FLAGS.scale, output_dir=FLAGS.output_dir,
+        work_dir=FLAGS.work_dir, seed=FLAGS.seed, verbose=FLAGS.verbose,
+        time_budget_s=FLAGS.time_budget_s,
+    )
+    print(path)
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,353 @@
+"""The papers' experiments as lists of training runs, at a small or the paper's scale.
+
+Each `Experiment` expands, for a scale, into `Run`s (a `TrainConfig` plus
+model options and the paper's number for that row); `run_experiment`
+trains them one after another with `rnnzoo.zoo.training.train` and writes a
+markdown report (ours vs the paper, seeds, wall time) with PNG curves.
+
+`small` runs fit in about 15 minutes on a 2-core CPU: fewer steps, shorter
+sequences or smaller networks where the paper's would not fit, each run
+capped by a wall-clock budget; it shows whether the paper's direction
+holds, not the paper's numbers. `paper` uses the paper's sizes and step
+counts (days on a CPU).
+"""
+
+import dataclasses
+import json
+import os
+import platform
+import time
+
+from rnnzoo.zoo.training import TrainConfig, train
+
+SCALES = ("small", "paper")
+SMALL_BUDGET_S = 900.0
+"""Total training budget of a small-scale experiment (runs share it equally)."""
+
+
+@dataclasses.dataclass
+class Run:
+    """One training run of an experiment."""
+
+    label: str
+    config: TrainConfig
+    options: dict = dataclasses.field(default_factory=dict)
+    paper: str = ""
+    """The paper's number (or claim) for this row."""
+    metric: str = "test_error_rate"
+
+
+@dataclasses.dataclass
+class Experiment:
+    name: str
+    title: str
+    claim: str
+    runs: callable
+    """`runs(scale) -> [Run]`."""
+    metric_name: str = "test error rate (paper's criterion)"
+    differences: str = ""
+
+
+def _thesis_schedule(total_steps):
+    """Thesis §7.4.2 learning-rate schedule, boundaries scaled to `total_steps` of 50,000."""
+    boundaries = [1500, 3000, 6000, 30000]
+    scale = total_steps / 50_000
+    return (
+        tuple(max(1, round(b * scale)) for b in boundaries),
+        (3e-5, 3e-4, 3e-3, 1e-3, 1e-4),
+    )
+
+
+def _table_7_3(scale):
+    small = scale == "small"
+    steps = 2000 if small else 50_000
+    lr_boundaries, lr_values = _thesis_schedule(steps)
+    mu_boundary = max(1, round(4000 * steps / 50_000))
+    problems = [
+        ("add T=80", "addition_thesis", 80, 100, {"nag": "0.011", "momentum": "0.250"}),
+        ("mul T=80", "multiplication", 80, 100, {"nag": "0.270", "momentum": "0.340"}),
+        ("mem-5 T=200", "memorization_5bit", 200, 32, {"nag": "0.025", "momentum": "0.180"}),
+        ("mem-20 T=50", "memorization_20bit", 50, 100, {"nag": "0.032", "momentum": "0.00006"}),
+    ]
+    runs = []
+    for label, task, seq_len, batch, paper in problems:
+        for optimizer in ("nag", "momentum"):
+            runs.append(Run(
+                label=f"{label} {optimizer}",
+                config=TrainConfig(
+                    model="rnn", task=task, seq_len=seq_len, optimizer=optimizer,
+                    lr_boundaries=lr_boundaries, lr_values=lr_values,
+                    momentum_schedule="piecewise", momentum_boundaries=(mu_boundary,),
+                    momentum_values=(0.9, 0.98), batch_size=batch, train_steps=steps,
+                    eval_every=250 if small else 1000, test_size=1000 if small else 10_000,
+                    early_stop=False,
+                ),
+                options={"units": 100},
+                paper=paper[optimizer],
+            ))
+    return runs
+
+
+def _fig_4_1(scale):
+    small = scale == "small"
+    lengths = (30, 50) if small else (30, 50, 100)
+    runs = []
+    for seq_len in lengths:
+        for structural in (0.0, 0.3):
+            runs.append(Run(
+                label=f"add T={seq_len} {'structural' if structural else 'Tikhonov only'}",
+                config=TrainConfig(
+                    model="rnn", task="addition_thesis", seq_len=seq_len, optimizer="hf",
+                    hf_structural_damping=structural,
+                    hf_max_cg_iterations=60 if small else 250,
+                    batch_size=500 if small else 1000, train_steps=60 if small else 50_000,
+                    eval_every=5 if small else 10, test_size=1000 if small else 10_000,
+                ),
+                options={"units": 50 if small else 100},
+                paper=("fewer minibatches and failures" if structural
+                       else "more failures as T grows"),
+            ))
+    return runs
+
+
+def _longer_rnns_resrnn(scale):
+    small = scale == "small"
+    problems = (
+        [("add T=100", "addition", 100), ("mul T=100", "multiplication_longer_rnns", 100)]
+        if small else
+        [("add T=400", "addition", 400), ("mul T=100", "multiplication_longer_rnns", 100),
+         ("mul T=200", "multiplication_longer_rnns", 200)]
+    )
+    runs = []
+    for label, task, seq_len in problems:
+        for model in ("resrnn", "irnn"):
+            runs.append(Run(
+                label=f"{label} {model}",
+                config=TrainConfig(
+                    model=model, task=task, seq_len=seq_len, optimizer="momentum",
+                    learning_rate=1e-3, momentum=0.9, clip_norm=0.1, batch_size=16,
+                    train_steps=6000 if small else 1_000_000, eval_every=250 if small else 5000,
+                    test_size=1000 if small else 10_000, early_stop=False,
+                ),
+                options={"units": 100},
+                paper="learns faster" if model == "resrnn" else "slower (long plateau)",
+                metric="test_loss",
+            ))
+    return runs
+
+
+def _longer_rnns_vlirnn(scale):
+    small = scale == "small"
+    seq_len = 100 if small else 400
+    base = dict(task="addition", seq_len=seq_len, learning_rate=1e-3, clip_norm=0.1,
+                batch_size=16, train_steps=6000 if small else 1_800_000,
+                eval_every=250 if small else 5000, test_size=1000 if small else 10_000,
+                early_stop=False)
+    return [
+        Run(label="VL-iRNN SGD (no penalty)",
+            config=TrainConfig(model="vlirnn", optimizer="sgd", **base),
+            options={"units": 100, "num_scopes": 10, "penalty": 0.0},
+            paper="learns first, then saturates high", metric="test_loss"),
+        Run(label="VL-iRNN momentum + penalty",
+            config=TrainConfig(model="vlirnn", optimizer="momentum", momentum=0.9, **base),
+            options={"units": 100, "num_scopes": 10, "penalty": -1.0},
+            paper="learns well (fig. 5)", metric="test_loss"),
+        Run(label="iRNN SGD",
+            config=TrainConfig(model="irnn", optimizer="sgd", **base),
+            options={"units": 100}, paper="slow start, lower final loss", metric="test_loss"),
+        Run(label="iRNN momentum",
+            config=TrainConfig(model="irnn", optimizer="momentum", momentum=0.9, **base),
+            options={"units": 100}, paper="best: faster, lower (fig. 5)", metric="test_loss"),
+    ]
+
+
+_TABLE_1 = {(1, "deep_lstm"): "6.2%", (1, "layerwise_lstm"): "5.3%",
+            (2, "deep_lstm"): "5.6%", (2, "layerwise_lstm"): "4.8%",
+            (3, "deep_lstm"): "5.7%", (3, "layerwise_lstm"): "4.8%"}
+_TABLE_2 = {(1, "deep_lstm"): "0.89%", (1, "layerwise_lstm"): "0.76%",
+            (2, "deep_lstm"): "0.75%", (2, "layerwise_lstm"): "0.62%",
+            (3, "deep_lstm"): "0.80%", (3, "layerwise_lstm"): "0.60%"}
+
+
+def _layerwise_adding(scale):
+    small = scale == "small"
+    runs = []
+    for layers in (1, 2, 3):
+        for model in ("deep_lstm", "layerwise_lstm"):
+            runs.append(Run(
+                label=f"{layers} layer{'s' if layers > 1 else ''} "
+                      f"{'layer-wise' if model == 'layerwise_lstm' else 'random'}",
+                config=TrainConfig(
+                    model=model, task="addition_layerwise", seq_len=100 if small else 200,
+                    optimizer="adam", learning_rate=1e-3, clip_norm=5.0, batch_size=50,
+                    train_steps=1500 if small else 20_000, eval_every=250 if small else 1000,
+                    test_size=1000 if small else 10_000, early_stop=False,
+                ),
+                options={"units": 32 if small else 256, "layers": layers, "init_scale": 0.05,
+                         "pretrain_steps": 200 if small else 0},
+                paper=_TABLE_1[(layers, model)],
+            ))
+    return runs
+
+
+def _layerwise_digits(scale):
+    small = scale == "small"
+    runs = []
+    for layers in (1, 2, 3):
+        for model in ("deep_lstm", "layerwise_lstm"):
+            runs.append(Run(
+                label=f"{layers} layer{'s' if layers > 1 else ''} "
+                      f"{'layer-wise' if model == 'layerwise_lstm' else 'random'}",
+                config=TrainConfig(
+                    model=model, task="digits", optimizer="adam", learning_rate=3e-3,
+                    clip_norm=5.0, batch_size=50, train_steps=1500 if small else 10_000,
+                    eval_every=100, early_stop=False,
+                ),
+                options={"units": 64 if small else 256, "layers": layers, "init_scale": 0.003},
+                paper=_TABLE_2[(layers, model)] + " (MNIST)",
+            ))
+    return runs
+
+
+def _table_7_2_small(scale):
+    small = scale == "small"
+    steps = 4000 if small else 600_000
+    base = dict(model="deep_autoencoder", task="digits", batch_size=200, train_steps=steps,
+                eval_every=250 if small else 10_000, learning_rate=0.005, final_phase=0.1,
+                early_stop=False)
+    period = max(1, round(3125 * steps / 600_000))
+    return [
+        Run(label="NAG", config=TrainConfig(optimizer="nag", momentum_schedule="progression",
+                                            momentum_period=period, **base),
+            paper="0.730 (MNIST)"),
+        Run(label="momentum (0.99)",
+            config=TrainConfig(optimizer="momentum", momentum_schedule="piecewise",
+                               momentum_boundaries=tuple(period * 2**i for i in range(4)),
+                               momentum_values=(0.8, 0.9, 0.95, 0.97, 0.99), **base),
+            paper="0.770 (MNIST)"),
+        Run(label="momentum (0.9)",
+            config=TrainConfig(optimizer="momentum", momentum_schedule="piecewise",
+                               momentum_boundaries=(period,), momentum_values=(0.8, 0.9), **base),
+            paper="0.990 (MNIST)"),
+        Run(label="HF",
+            config=TrainConfig(**{**base, "optimizer": "hf", "batch_size": 1437 if small else 6000,
+                                  "train_steps": 100 if small else 2000, "eval_every": 10,
+                                  "final_phase": 0.0}),
+            paper="0.780 (MNIST)"),
+    ]
+
+
+EXPERIMENTS = {e.name: e for e in [
+    Experiment(
+        "thesis_table_7_3", "Thesis table 7.3: NAG vs momentum on the pathological problems",
+        "NAG reaches lower zero-one error than momentum on add/mul T=80 and mem-5 T=200; "
+        "momentum is better on mem-20 T=50 (100 tanh units, ESN init radius 1.2, §7.4.2 "
+        "schedules, 50,000 updates, mean of 10 seeds).",
+        _table_7_3,
+        differences="small: 2,000 updates instead of 50,000 (the §7.4.2 schedule's "
+                    "boundaries scaled by the same factor), 1 seed instead of 10, 1,000 test "
+                    "sequences instead of 10,000.",
+    ),
+    Experiment(
+        "thesis_fig_4_1", "Thesis fig. 4.1: HF with and without structural damping",
+        "Structural damping lets HF solve the pathological problems with fewer minibatches and "
+        "far fewer failures as T grows (fig. 4.1; no table).",
+        _fig_4_1,
+        differences="small: addition only, T=30/50, 50 tanh units, batches of 500, at most 60 "
+                    "HF iterations (CG capped at 60), 1 seed; the paper runs up to 50,000 "
+                    "minibatches of 1,000 on every problem.",
+    ),
+    Experiment(
+        "longer_rnns_resrnn", "Longer-rnns fig. 7-8: resRNN vs iRNN",
+        "resRNN learns addition (T=400) and multiplication (T=100/200) faster than iRNN "
+        "(SGD + momentum, clip 0.1, lr 1e-3, batch 16, 100 units).",
+        _longer_rnns_resrnn, metric_name="test MSE",
+        differences="small: T=100 for both problems and 6,000 steps (the paper: T=400 "
+                    "addition, hundreds of thousands of steps).",
+    ),
+    Experiment(
+        "longer_rnns_vlirnn", "Longer-rnns fig. 2-5: VL-iRNN (10 scopes, §6.3 penalty) vs iRNN",
+        "VL-iRNN with SGD learns first but saturates; with momentum (and the growing penalty) "
+        "it learns well; iRNN with momentum is best (addition T=400).",
+        _longer_rnns_vlirnn, metric_name="test MSE",
+        differences="small: T=100, 6,000 steps (the paper: T=400, 1.8 million); at 6,000 steps "
+                    "the §6.3 penalty multiplier is still tiny (2e-6 x 1.001^162).",
+    ),
+    Experiment(
+        "layerwise_adding", "Layer-wise table 1: random vs layer-wise LSTMs on adding",
+        "Layer-wise pretraining lowers the error (|error| > 0.04) for 1-3 layers at T=200.",
+        _layerwise_adding,
+        differences="small: T=100, 32 units, 1,500 fine-tuning steps of 50 sequences, 200 "
+                    "pretraining batches per layer, U[-0.05, 0.05] (U[-0.003, 0.003] barely "
+                    "moves in so few steps); the paper: T=200, 100,000 training sequences.",
+    ),
+    Experiment(
+        "layerwise_digits", "Layer-wise table 2 protocol on the 8x8 digits",
+        "Layer-wise pretraining lowers the test error for 1-3 layers (MNIST, 256 units).",
+        _layerwise_digits,
+        differences="the 8x8 digits (1,437 train / 360 test images) replace MNIST, 64 units, "
+                    "1,500 steps; one pretraining epoch is 28 batches.",
+    ),
+    Experiment(
+        "thesis_table_7_2_small", "Thesis table 7.2 (small): deep autoencoder, NAG vs momentum vs HF",
+        "NAG reaches the lowest training reconstruction error, then momentum capped at 0.99, "
+        "HF close, momentum capped at 0.9 worst (MNIST: 0.73 / 0.77 / 0.78 / 0.99).",
+        _table_7_2_small, metric_name="training squared error per image",
+        differences="the 8x8 digits with a 64-100-50-25-6 autoencoder replace MNIST's "
+                    "784-1000-500-250-30; 4,000 updates (schedules scaled from 600,000), "
+                    "100 HF iterations; numbers are not comparable in absolute value.",
+    ),
+]}
+
+
+def experiment_names():
+    return sorted(EXPERIMENTS)
+
+
+def get_experiment(name):
+    if name not in EXPERIMENTS:
+        raise ValueError(
+            f"Unknown experiment {name!r}; choose one of: {', '.join(experiment_names())}."
+        )
+    return EXPERIMENTS[name]
+
+
+def run_experiment(name, scale="small", output_dir="reproduce", work_dir=None, seed=0,
+                   verbose=2, time_budget_s=None):
+    """Trains every run of experiment `name` and writes `report.md`, `curves.png`, `results.json`.
+
+    Returns:
+        The path of the markdown report.
+    """
+    experiment = get_experiment(name)
+    if scale not in SCALES:
+        raise ValueError(f"Unknown scale {scale!r}; choose one of: {', '.join(SCALES)}.")
+    runs = experiment.runs(scale)
+    out = os.path.join(output_dir, name)
+    work_dir = work_dir or os.path.join(out, "runs")
+    os.makedirs(out, exist_ok=True)
+    if time_budget_s is None:
+        time_budget_s = SMALL_BUDGET_S if scale == "small" else 0.0
+    budget = time_budget_s / len(runs)
+    started = time.monotonic()
+    results = []
+    for index, run in enumerate(runs):
+        config = dataclasses.replace(
+            run.config, seed=seed, max_seconds=budget, verbose=verbose,
+            model_dir=os.path.join(work_dir, f"{index:02d}"),
+        )
+        print(f"[{name}] {run.label}", flush=True)
+        metrics = train(config, **run.options)
+        results.append({"label": run.label, "paper": run.paper, "metric": run.metric,
+                        "config": dataclasses.asdict(config), "options": run.options,
+                        "metrics": metrics})
+    total = time.monotonic() - started
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    from rnnzoo.zoo.report import write_report
+
+    return write_report(experiment, scale, seed, results, total, out, time_budget_s)
+
+
+def machine_description():
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}"
