@@ -34,6 +34,7 @@ setup(
             "rnnzoo-demo=rnnzoo.cli.demo:run",
             "rnnzoo-serve=rnnzoo.cli.serve:run",
             "rnnzoo-query=rnnzoo.cli.query:run",
+            "rnnzoo-export=rnnzoo.cli.export:run",
             "rnnzoo-train=rnnzoo.cli.train:run",
             "rnnzoo-evaluate=rnnzoo.cli.evaluate:run",
             "rnnzoo-reproduce=rnnzoo.cli.reproduce:run",
