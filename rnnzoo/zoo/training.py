@@ -383,3 +383,45 @@ def train(config, callbacks=(), **model_options):
     if run.metrics is None or run.metrics["step"] != run.step:
         run.finish_round({})
     return run.metrics
+
+
+def evaluate_checkpoint(model_dir, task=None, seq_len=None, test_size=None, seed=None):
+    """Evaluates the checkpoint in `model_dir` on a task's test set.
+
+    Args:
+        model_dir: a directory written by `train`.
+        task, seq_len, test_size, seed: override the run's own (e.g. to test a
+            model trained at T=100 on T=200); `None` keeps the run's.
+
+    Returns:
+        A dict with `test_loss`, `test_error_rate`, `success`, the step of
+        the checkpoint and the evaluation's model/task/seq_len/seed/test_size.
+    """
+    checkpointer = Checkpointer(model_dir)
+    state = checkpointer.state()
+    if state is None:
+        raise ValueError(
+            f"No checkpoint in {model_dir!r}; pass the --model_dir of an rnnzoo-train run."
+        )
+    saved = dict(state["config"])
+    for key in ("lr_boundaries", "lr_values", "momentum_boundaries", "momentum_values",
+                "gradient_steps"):
+        saved[key] = tuple(saved.get(key) or ())
+    overrides = {"task": task, "seq_len": seq_len, "test_size": test_size, "seed": seed}
+    config = dataclasses.replace(
+        TrainConfig(**saved), **{k: v for k, v in overrides.items() if v is not None}
+    )
+    _, built = build_run(config, **state.get("extra", {}).get("model_config", {}))
+    model = checkpointer.load_model()
+    result = evaluate(model, built.loss, built.test_dataset, built.error_rate,
+                      built.success_error_rate)
+    return {
+        **result,
+        "step": state["step"],
+        "model": config.model,
+        "task": config.task,
+        "seq_len": config.seq_len,
+        "seed": config.seed,
+        "test_size": config.test_size,
+        "model_dir": model_dir,
+    }

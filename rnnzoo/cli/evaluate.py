@@ -1,0 +1,53 @@
+"""`rnnzoo-evaluate`: a trained checkpoint on a task's test set, as JSON.
+
+    rnnzoo-evaluate --model_dir=/tmp/irnn_add100
+    rnnzoo-evaluate --model_dir=/tmp/irnn_add100 --seq_len=200 --output=eval.json
+
+Prints `{"test_loss", "test_error_rate", "success", "step", "model", "task",
+...}`; the task, length, seed and test size default to the training run's.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string("model_dir", None, "Directory of an rnnzoo-train run.")
+flags.DEFINE_string("task", None, "Task to evaluate on (default: the run's).")
+flags.DEFINE_integer("seq_len", None, "Problem length T (default: the run's).")
+flags.DEFINE_integer("seed", None, "Test-set seed (default: the run's).")
+flags.DEFINE_integer("test_size", None, "Test examples (default: the run's).")
+flags.DEFINE_string("output", None, "Also write the JSON to this file.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    if not FLAGS.model_dir:
+        print("rnnzoo-evaluate: --model_dir is required (an rnnzoo-train run directory).",
+              file=sys.stderr)
+        sys.exit(2)
+    from rnnzoo.zoo.training import evaluate_checkpoint
+
+    try:
+        result = evaluate_checkpoint(FLAGS.model_dir, task=FLAGS.task, seq_len=FLAGS.seq_len,
+                                     test_size=FLAGS.test_size, seed=FLAGS.seed)
+    except ValueError as error:
+        print(f"rnnzoo-evaluate: {error}", file=sys.stderr)
+        sys.exit(2)
+    text = json.dumps(result, sort_keys=True)
+    if FLAGS.output:
+        with open(FLAGS.output, "w") as f:
+            f.write(text + "\n")
+    print(text)
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
