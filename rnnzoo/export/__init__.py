@@ -6,7 +6,7 @@
 """
 
 from rnnzoo.export.char_lm import export_char_lm, export_model_dir, next_version
-from rnnzoo.export.parity import ServingParityError, check_serving_parity
+from rnnzoo.export.parity import ServingParityError, check_serving_parity, save_for_serving
 from rnnzoo.export.warmup import read_warmup_requests, write_warmup_requests
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "export_model_dir",
     "next_version",
     "read_warmup_requests",
+    "save_for_serving",
     "write_warmup_requests",
 ]

@@ -21,10 +21,11 @@ import os
 import shutil
 import tempfile
 
+import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
-from rnnzoo.export.parity import ServingParityError, check_serving_parity, read_saved_model
+from rnnzoo.export.parity import ServingParityError, read_saved_model, save_for_serving
 from rnnzoo.export.warmup import predict_request, write_warmup_requests
 from rnnzoo.zoo import char_lm
 
@@ -60,8 +61,12 @@ def serving_functions(text_model):
 
 def warmup_requests():
     """Warmup PredictRequests: generate (sampled and greedy, an empty prompt, max_length 0) and score."""
-    generate = {"prompt": ["def ", "", "import"], "max_length": [8, 4, 0],
-                "temperature": [0.8, 0.0, 1.0], "seed": [1, 2, 3]}
+    generate = {
+        "prompt": ["def ", "", "import"],
+        "max_length": np.array([8, 4, 0], np.int32),
+        "temperature": np.array([0.8, 0.0, 1.0], np.float32),
+        "seed": np.array([1, 2, 3], np.int64),
+    }
     return [
         predict_request("serving_default", generate),
         predict_request("generate", generate),
@@ -124,19 +129,11 @@ def export_char_lm(model, vocabulary, export_base, version=None, max_generate=40
     generate, score = serving_functions(text_model)
     staging = tempfile.mkdtemp(prefix=f".export-{version}-", dir=export_base)
     try:
-        try:
-            tf.saved_model.save(
-                text_model, staging, signatures={"serving_default": generate, "generate": generate, "score": score}
-            )
-        except AssertionError as error:
-            if "untracked" in str(error):
-                raise ServingParityError(
-                    f"the graph uses a resource that is not tracked by the exported module: {error}"
-                ) from None
-            raise
-        write_warmup_requests(staging, warmup_requests())
-        check_serving_parity(staging)
+        save_for_serving(
+            text_model, staging, {"serving_default": generate, "generate": generate, "score": score}
+        )
         check_signatures(staging)
+        write_warmup_requests(staging, warmup_requests())
         os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -121,6 +121,20 @@ def problems(export_dir, extra_ops=()):
     return found
 
 
+def save_for_serving(module, export_dir, signatures, extra_ops=()):
+    """`tf.saved_model.save` then `check_serving_parity`; untracked resources become `ServingParityError`."""
+    try:
+        tf.saved_model.save(module, export_dir, signatures=signatures)
+    except AssertionError as error:
+        if "untracked" not in str(error):
+            raise
+        raise ServingParityError(
+            f"the exported functions use a resource no exported object tracks ({error}); "
+            "assign it to an attribute of the exported module or layer"
+        ) from None
+    return check_serving_parity(export_dir, extra_ops)
+
+
 def check_serving_parity(export_dir, extra_ops=()):
     """Raises `ServingParityError` listing every problem (see the module docstring); returns `export_dir`.
 

@@ -15,7 +15,8 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
 def predict_request(signature, inputs, model_name="default"):
-    """A `PredictRequest` for `signature` with numpy/list `inputs` ({alias: value})."""
+    """A `PredictRequest` for `signature`; `inputs` maps aliases to numpy arrays (of the signature's
+    dtypes) or lists of strings."""
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature
