@@ -21,12 +21,14 @@ flags.DEFINE_string("experiment", None, "Experiment name (see --list).")
 flags.DEFINE_enum("scale", "small", list(experiments.SCALES), "small: minutes; paper: paper sizes.")
 flags.DEFINE_string("output_dir", "reproduce", "Directory of the reports.")
 flags.DEFINE_string("work_dir", None, "Directory of the runs' checkpoints (default: under output_dir).")
-flags.DEFINE_integer("seed", 0, "Seed of every run.")
+# seed and verbose mean the same as rnnzoo-train's flags of the same names.
+flags.DEFINE_integer("seed", 0, "Seed of every run.", allow_override=True)
 flags.DEFINE_float("time_budget_s", None,
                    "Training budget of the experiment in seconds, shared by its runs "
                    "(default: 900 for --scale=small, none for paper).")
 flags.DEFINE_bool("list", False, "List the experiments and exit.")
-flags.DEFINE_integer("verbose", 2, "Per-run verbosity (0, 1: progress bar, 2: a line per round).")
+flags.DEFINE_integer("verbose", 2, "Per-run verbosity (0, 1: progress bar, 2: a line per round).",
+                     allow_override=True)
 FLAGS = flags.FLAGS
 
 

@@ -1,0 +1,109 @@
+"""rnnzoo-train and rnnzoo-evaluate: flags, metrics.json, resumption, JSON evaluation."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rnnzoo.cli import train as train_cli
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+@pytest.fixture
+def parse_flags():
+    """Parses argv into the binary's absl flags and resets them afterwards."""
+    def parse(*args):
+        return train_cli.FLAGS(["rnnzoo-train", *args])
+
+    yield parse
+    train_cli.FLAGS.unparse_flags()
+
+
+def _run(module, *args):
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          env=ENV, timeout=300)
+
+
+def _flags(model_dir):
+    return ["--model=irnn", "--task=addition", "--seq_len=10", "--optimizer=momentum",
+            "--learning_rate=0.01", "--clip_norm=0.1", "--batch_size=16", "--eval_every=5",
+            "--test_size=100", "--units=6", "--verbose=0", "--noearly_stop",
+            f"--model_dir={model_dir}"]
+
+
+def test_train_writes_metrics_and_flagfile_run_resumes(tmp_path, parse_flags, capsys):
+    model_dir = str(tmp_path / "run")
+    argv = parse_flags(*_flags(model_dir), "--train_steps=10")
+    train_cli.main(argv)
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    with open(os.path.join(model_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["step"] == printed["step"] == 10
+    assert metrics["optimizer"] == "momentum" and metrics["model_config"]["units"] == 6
+    for key in ("wall_time_s", "test_loss", "test_error_rate", "success"):
+        assert key in metrics
+    train_cli.FLAGS.unparse_flags()
+
+    flagfile = tmp_path / "flags.txt"
+    flagfile.write_text("\n".join(_flags(model_dir) + ["--train_steps=15"]) + "\n")
+    train_cli.main(parse_flags(f"--flagfile={flagfile}"))
+    with open(os.path.join(model_dir, "metrics.json")) as f:
+        resumed = json.load(f)
+    assert [h["step"] for h in resumed["history"]] == [5, 10, 15]
+    assert resumed["history"][:2] == metrics["history"]
+
+    # rnnzoo-evaluate, as a separate process, reproduces the last evaluation.
+    output = tmp_path / "eval.json"
+    evaluated = _run("rnnzoo.cli.evaluate", f"--model_dir={model_dir}", f"--output={output}")
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    result = json.loads(output.read_text())
+    assert result == json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert result["step"] == 15 and result["model"] == "irnn" and result["test_size"] == 100
+    assert result["test_loss"] == pytest.approx(resumed["test_loss"], rel=1e-5)
+    assert result["test_error_rate"] == resumed["test_error_rate"]
+
+
+@pytest.mark.parametrize(
+    "flag, names",
+    [
+        ("--model=transformer", ["irnn", "resrnn", "vlirnn", "mrnn", "lstm", "layerwise_lstm"]),
+        ("--task=sorting", ["addition", "memorization_20bit", "temporal_order_3bit", "digits"]),
+        ("--optimizer=rmsprop", ["sgd", "momentum", "nag", "adam", "hf"]),
+    ],
+)
+def test_unknown_names_exit_nonzero_listing_the_valid_ones(tmp_path, parse_flags, capsys, flag, names):
+    args = {"--model": "--model=irnn", "--task": "--task=addition", "--optimizer": "--optimizer=sgd"}
+    args[flag.split("=")[0]] = flag
+    argv = parse_flags(*args.values(), "--seq_len=10", f"--model_dir={tmp_path / 'x'}")
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main(argv)
+    assert exit_info.value.code != 0
+    stderr = capsys.readouterr().err
+    assert repr(flag.split("=")[1]) in stderr
+    for name in names:
+        assert name in stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_options_of_another_model_family_are_refused(tmp_path, parse_flags, capsys):
+    argv = parse_flags("--model=irnn", "--layers=3", f"--model_dir={tmp_path}")
+    with pytest.raises(SystemExit):
+        train_cli.main(argv)
+    assert "--layers do not apply to model 'irnn'" in capsys.readouterr().err
+
+
+def test_evaluate_without_a_checkpoint_names_the_directory(tmp_path):
+    from rnnzoo.zoo.training import evaluate_checkpoint
+
+    with pytest.raises(ValueError, match=f"No checkpoint in '{tmp_path}'"):
+        evaluate_checkpoint(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_console_script_run(tmp_path):
+    result = _run("rnnzoo.cli.train", *_flags(tmp_path / "run"), "--train_steps=5")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["step"] == 5

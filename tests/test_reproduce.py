@@ -1,0 +1,83 @@
+"""rnnzoo-reproduce: the experiment list, reports with curves, bad names."""
+
+import json
+import os
+import subprocess
+import sys
+
+from rnnzoo.zoo import experiments
+from rnnzoo.zoo.training import TrainConfig
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+ISSUE_EXPERIMENTS = ["thesis_table_7_3", "thesis_fig_4_1", "longer_rnns_resrnn",
+                     "longer_rnns_vlirnn", "layerwise_adding", "layerwise_digits",
+                     "thesis_table_7_2_small"]
+
+
+def test_every_experiment_expands_into_runs_of_known_models_and_tasks():
+    from rnnzoo.data import task_names
+    from rnnzoo.zoo.registry import model_names
+
+    assert sorted(experiments.experiment_names()) == sorted(ISSUE_EXPERIMENTS)
+    for name in ISSUE_EXPERIMENTS:
+        for scale in experiments.SCALES:
+            runs = experiments.get_experiment(name).runs(scale)
+            assert runs
+            for run in runs:
+                assert run.config.model in model_names()
+                assert run.config.task in task_names()
+                assert run.paper
+
+
+def test_thesis_schedule_is_scaled_from_50000_steps():
+    boundaries, values = experiments._thesis_schedule(5000)
+    assert boundaries == (150, 300, 600, 3000)
+    assert values == (3e-5, 3e-4, 3e-3, 1e-3, 1e-4)
+
+
+def test_run_experiment_writes_report_curves_and_results(tmp_path, monkeypatch):
+    def runs(scale):
+        base = dict(task="addition", seq_len=8, batch_size=8, test_size=50, eval_every=3,
+                    train_steps=6, early_stop=False)
+        return [
+            experiments.Run("tiny irnn", TrainConfig(model="irnn", **base), {"units": 4}, "0.5"),
+            experiments.Run("tiny resrnn", TrainConfig(model="resrnn", **base), {"units": 4},
+                            "0.25", metric="test_loss"),
+        ]
+
+    tiny = experiments.Experiment("tiny", "Tiny experiment", "resRNN beats iRNN.", runs,
+                                  differences="tiny sizes.")
+    monkeypatch.setitem(experiments.EXPERIMENTS, "tiny", tiny)
+    path = experiments.run_experiment("tiny", output_dir=str(tmp_path), verbose=0)
+    report = open(path).read()
+    with open(tmp_path / "tiny" / "results.json") as f:
+        results = json.load(f)
+    assert [r["label"] for r in results] == ["tiny irnn", "tiny resrnn"]
+    irnn, resrnn = (r["metrics"] for r in results)
+    assert f"| tiny irnn | {irnn['test_error_rate']:.4g} | {irnn['test_loss']:.4g} | 0.5 | 6 |" in report
+    assert f"| tiny resrnn | {resrnn['test_loss']:.4g} | {resrnn['test_loss']:.4g} | 0.25 | 6 |" in report
+    assert "seed 0" in report and "tiny sizes." in report and "![learning curves](curves.png)" in report
+    assert os.path.getsize(tmp_path / "tiny" / "curves.png") > 1000
+    assert os.path.exists(tmp_path / "tiny" / "runs" / "00" / "metrics.json")
+
+
+def test_cli_lists_experiments(capsys):
+    from rnnzoo.cli import reproduce
+
+    reproduce.FLAGS(["rnnzoo-reproduce", "--list"])
+    try:
+        reproduce.main([])
+    finally:
+        reproduce.FLAGS.unparse_flags()
+    listed = capsys.readouterr().out
+    for name in ISSUE_EXPERIMENTS:
+        assert f"{name}: " in listed
+
+
+def test_cli_rejects_unknown_experiment_listing_the_valid_ones():
+    bad = subprocess.run([sys.executable, "-m", "rnnzoo.cli.reproduce", "--experiment=nope"],
+                         capture_output=True, text=True, env=ENV, timeout=120)
+    assert bad.returncode != 0
+    assert "unknown experiment 'nope'" in bad.stderr
+    for name in ISSUE_EXPERIMENTS:
+        assert name in bad.stderr
