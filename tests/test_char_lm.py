@@ -251,3 +251,22 @@ def test_registry_build_reports_heldout_bits_per_char(corpus, tmp_path):
     x, y, w = next(iter(built.train_dataset))
     assert x.shape == (8, 30) and float(w[0, :10].numpy().sum()) == 0.0
     keras.utils.set_random_seed(0)
+
+
+def test_evaluate_model_dir_runs_every_chapter_5_evaluation(corpus, trained, tmp_path):
+    model, _ = trained
+    path = tmp_path / "tiny.txt"
+    path.write_text(SENTENCES * 60, encoding="utf-8")
+    config = CharLMConfig(units=48, corpus=str(path), holdout_chars=460, context=CONTEXT)
+    char_lm.save_run_files(str(tmp_path / "run"), corpus.vocabulary, "char_mrnn", config, SEQ_LEN)
+    model.save(str(tmp_path / "run" / "model.keras"))
+    result = char_lm.evaluate_model_dir(str(tmp_path / "run"), prompts=("the cat ",), temperature=0.5,
+                                        sample_length=10, completion_prefixes=("a dog ",), num_completions=2,
+                                        debag_bags=3, debag_k=3)
+    assert result["bits_per_char"] == pytest.approx(char_lm.bits_per_char(model, corpus, SEQ_LEN, CONTEXT)["bits_per_char"])
+    assert result["characters"] == 460
+    assert len(result["samples"]["the cat "]) == 18
+    assert len(result["completions"]["a dog "]) == 2
+    assert result["debagging"]["bags"] == 3 and 0.0 <= result["debagging"]["accuracy"] <= 1.0
+    with pytest.raises(ValueError, match="is not a trained char LM: model.keras, vocabulary.json, char_lm.json missing"):
+        char_lm.load_trained(str(tmp_path / "empty"))

@@ -23,7 +23,8 @@ evaluation functions here use:
 - `bits_per_char`: held-out bits per character and perplexity;
 - `sample`: samples with a temperature from a prefix (§5.5.1);
 - `complete`: several completions of a prefix (structured completion, §5.5.2);
-- `debag`: the "debagging" problem (§5.4.4).
+- `debag`: the "debagging" problem (§5.4.4);
+- `evaluate_model_dir`: all of them for a trained `model_dir`.
 """
 
 import dataclasses
@@ -245,7 +246,7 @@ FAMILY = registry.register(
 
 
 class _WallClock(keras.callbacks.Callback):
-    """Stops `fit` after `seconds`; records (seconds, steps, held-out bpc) at each epoch end."""
+    """Stops `fit` after `seconds` of training (evaluations excluded); records the held-out bpc curve."""
 
     def __init__(self, seconds, evaluate):
         super().__init__()
@@ -253,19 +254,28 @@ class _WallClock(keras.callbacks.Callback):
         self.evaluate = evaluate
         self.curve = []
         self.steps = 0
+        self.paused = 0.0
+
+    def training_seconds(self):
+        return time.monotonic() - self.start - self.paused
 
     def on_train_begin(self, logs=None):
         self.start = time.monotonic()
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1
-        if self.seconds is not None and time.monotonic() - self.start >= self.seconds:
+        if self.steps == 1:  # the clock starts after the first step, which traces the graph
+            self.start = time.monotonic()
+        if self.seconds is not None and self.training_seconds() >= self.seconds:
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        elapsed = time.monotonic() - self.start
-        if self.evaluate is not None:
-            self.curve.append({"seconds": round(elapsed, 3), "steps": self.steps, "bits_per_char": self.evaluate()})
+        if self.evaluate is None:
+            return
+        seconds = self.training_seconds()
+        begin = time.monotonic()
+        self.curve.append({"seconds": round(seconds, 3), "steps": self.steps, "bits_per_char": self.evaluate()})
+        self.paused += time.monotonic() - begin
 
 
 def make_optimizer(name, learning_rate=None, momentum=0.99):
@@ -298,14 +308,18 @@ def fit(
 ):
     """Trains `model` on `corpus` with `model.fit` (NAG, Adam or HF) for `steps` or `seconds`.
 
+    `seconds` counts training time only, from the end of the first step (which
+    traces the graph) and without the held-out evaluations, so models compared
+    at equal `seconds` got equal training time.
+
     Returns `{"steps", "seconds", "characters_per_second", "curve"}`:
-    `curve` lists the held-out bits per character every `eval_every` steps.
+    `curve` lists the held-out bits per character (and the training seconds
+    and steps so far) every `eval_every` steps.
     """
     dataset = corpus.train_dataset(seq_len, context, batch_size, seed)
     opt = make_optimizer(optimizer, learning_rate) if isinstance(optimizer, str) else optimizer
     model.compile(optimizer=opt, loss=loss(), metrics=[BitsPerCharacter()])
     clock = _WallClock(seconds, lambda: bits_per_char(model, corpus, seq_len, context)["bits_per_char"])
-    start = time.monotonic()
     model.fit(
         dataset,
         steps_per_epoch=eval_every,
@@ -313,11 +327,11 @@ def fit(
         callbacks=[clock],
         verbose=verbose,
     )
-    elapsed = time.monotonic() - start
+    elapsed = clock.training_seconds()
     return {
         "steps": clock.steps,
         "seconds": elapsed,
-        "characters_per_second": clock.steps * batch_size * seq_len / elapsed,
+        "characters_per_second": (clock.steps - 1) * batch_size * seq_len / max(elapsed, 1e-9),
         "curve": clock.curve,
     }
 
@@ -579,6 +593,50 @@ def debag(model, vocabulary, bags, k=7, context_words=2, batch_size=512):
         scores = np.concatenate(scores)
         correct += int(len(scores) == 1 or scores[0] > scores[1:].max())
     return {"accuracy": correct / max(len(bags), 1), "bags": len(bags), "k": k, "orderings": orderings}
+
+
+def config_of_run(run):
+    """The `CharLMConfig` stored in a run's `char_lm.json`."""
+    fields = {f.name for f in dataclasses.fields(CharLMConfig)}
+    return CharLMConfig(**{k: v for k, v in run.items() if k in fields})
+
+
+def evaluate_model_dir(
+    model_dir,
+    prompts=("def ", "import "),
+    temperature=0.8,
+    sample_length=200,
+    completion_prefixes=("def __init__(self, ", "    return ", "raise ValueError("),
+    num_completions=5,
+    debag_bags=20,
+    debag_k=5,
+    seed=0,
+):
+    """All chapter-5 evaluations of the char LM trained in `model_dir`, as a JSON-able dict.
+
+    `bits_per_char` and `perplexity` on the run's held-out split (§5.4.1),
+    `samples` from each prompt (§5.5.1), `completions` of each prefix
+    (§5.5.2) and `debagging` accuracy on bags of `debag_k` held-out words
+    (§5.4.4).
+    """
+    model, vocabulary, run = load_trained(model_dir)
+    config = config_of_run(run)
+    corpus = corpus_from_config(config, vocabulary)
+    seq_len = run.get("seq_len") or default_seq_len
+    text_model = TextModel(model, vocabulary)
+    heldout_text = vocabulary.decode(corpus.heldout_ids)
+    bags = make_bags(heldout_text, debag_bags, k=debag_k, seed=seed)
+    return {
+        "model": run.get("model"),
+        **bits_per_char(model, corpus, seq_len, config.context),
+        "unigram_bits_per_char": corpus.unigram_bits_per_char(),
+        "samples": dict(zip(prompts, sample(text_model, vocabulary, list(prompts), sample_length, temperature, seed))),
+        "completions": {
+            prefix: complete(text_model, vocabulary, prefix, num_completions, 60, temperature, seed)
+            for prefix in completion_prefixes
+        },
+        "debagging": debag(text_model, vocabulary, bags, k=debag_k),
+    }
 
 
 # ------------------------------------------------------------ demo
