@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench clean
+.PHONY: demo test test-slow bench reproduce-small clean
 
 $(INSTALLED): setup.py requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ test-slow: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(PY) benchmarks/layers.py --output benchmarks/results/layers.json
+
+# Every experiment of rnnzoo-reproduce at --scale=small (about 15 minutes each on 2 cores).
+reproduce-small: $(INSTALLED)
+	for e in $$($(VENV)/bin/rnnzoo-reproduce --list | cut -d: -f1); do \
+		$(VENV)/bin/rnnzoo-reproduce --experiment=$$e --scale=small --output_dir=reproduce || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
