@@ -305,6 +305,7 @@ def fit(
     eval_every=100,
     seed=0,
     verbose=1,
+    callbacks=(),
 ):
     """Trains `model` on `corpus` with `model.fit` (NAG, Adam or HF) for `steps` or `seconds`.
 
@@ -324,7 +325,7 @@ def fit(
         dataset,
         steps_per_epoch=eval_every,
         epochs=math.ceil(steps / eval_every),
-        callbacks=[clock],
+        callbacks=[clock, *callbacks],
         verbose=verbose,
     )
     elapsed = clock.training_seconds()
@@ -642,6 +643,29 @@ def evaluate_model_dir(
 # ------------------------------------------------------------ demo
 
 
+class _TimeProgress(keras.callbacks.Callback):
+    """A progress bar over a training-time budget, showing the running training bpc."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+        self.bar = keras.utils.Progbar(int(seconds), unit_name="s", stateful_metrics=["bits_per_char", "steps"])
+        self.steps = 0
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if self.steps % 10 == 0:
+            elapsed = min(int(time.monotonic() - self.start), int(self.seconds))
+            bits = float((logs or {}).get("bits_per_char", float("nan")))
+            self.bar.update(elapsed, [("bits_per_char", bits), ("steps", self.steps)])
+
+    def on_train_end(self, logs=None):
+        self.bar.update(int(self.seconds), [("steps", self.steps)], finalize=True)
+
+
 def demo(minutes=3.0, units=128, seq_len=100, batch_size=32, max_chars=1_000_000, export_base=None,
          prompt="def ", seed=0, out=sys.stdout):
     """Trains a small char_mrnn on the standard library's source for `minutes`, exports, serves, queries.
@@ -663,7 +687,7 @@ def demo(minutes=3.0, units=128, seq_len=100, batch_size=32, max_chars=1_000_000
           f"{corpus.unigram_bits_per_char():.2f} bits/char", file=out, flush=True)
     model = build_model("char_mrnn", corpus.vocabulary.size, config, seed=seed)
     run = fit(model, corpus, seq_len, config.context, batch_size, "adam", seconds=minutes * 60,
-              steps=10**9, eval_every=50, seed=seed, verbose=1)
+              steps=10**9, eval_every=10**9, seed=seed, verbose=0, callbacks=[_TimeProgress(minutes * 60)])
     heldout = bits_per_char(model, corpus, seq_len, config.context)
     print(f"trained {run['steps']} steps in {run['seconds']:.0f} s; held-out "
           f"{heldout['bits_per_char']:.3f} bits/char", file=out, flush=True)
