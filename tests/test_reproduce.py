@@ -40,7 +40,8 @@ def test_run_experiment_writes_report_curves_and_results(tmp_path, monkeypatch):
         base = dict(task="addition", seq_len=8, batch_size=8, test_size=50, eval_every=3,
                     train_steps=6, early_stop=False)
         return [
-            experiments.Run("tiny irnn", TrainConfig(model="irnn", **base), {"units": 4}, "0.5"),
+            experiments.Run("tiny irnn", TrainConfig(model="irnn", gradient_steps=(0, 6), **base),
+                            {"units": 4}, "0.5"),
             experiments.Run("tiny resrnn", TrainConfig(model="resrnn", **base), {"units": 4},
                             "0.25", metric="test_loss"),
         ]
@@ -59,6 +60,10 @@ def test_run_experiment_writes_report_curves_and_results(tmp_path, monkeypatch):
     assert "seed 0" in report and "tiny sizes." in report and "![learning curves](curves.png)" in report
     assert os.path.getsize(tmp_path / "tiny" / "curves.png") > 1000
     assert os.path.exists(tmp_path / "tiny" / "runs" / "00" / "metrics.json")
+    for step in (0, 6):
+        assert f"![tiny irnn gradients_00_step_{step}.png](gradients_00_step_{step}.png)" in report
+        assert os.path.getsize(tmp_path / "tiny" / f"gradients_00_step_{step}.png") > 1000
+    assert "gradients_01" not in report
 
 
 def test_cli_lists_experiments(capsys):

@@ -1,6 +1,8 @@
 """Markdown reports with PNG learning curves for `rnnzoo.zoo.experiments`."""
 
+import glob
 import os
+import shutil
 
 import matplotlib
 
@@ -66,10 +68,9 @@ def write_report(experiment, scale, seed, results, total_seconds, out_dir, time_
             f"| {result['label']} | {_format(ours)} | {_format(metrics['test_loss'])} | "
             f"{result['paper']} | {metrics['step']} | {_format(metrics['wall_time_s'])} |"
         )
+    lines += ["", "![learning curves](curves.png)", ""]
+    lines += _gradient_section(results, out_dir)
     lines += [
-        "",
-        "![learning curves](curves.png)",
-        "",
         "## Differences from the paper",
         "",
         experiment.differences,
@@ -79,3 +80,19 @@ def write_report(experiment, scale, seed, results, total_seconds, out_dir, time_
     with open(path, "w") as f:
         f.write("\n".join(lines))
     return path
+
+
+def _gradient_section(results, out_dir):
+    """Copies the runs' gradient-propagation plots next to the report and links them."""
+    lines = []
+    for index, result in enumerate(results):
+        plots = glob.glob(os.path.join(result["config"]["model_dir"], "gradients", "step_*.png"))
+        plots.sort(key=lambda p: int(os.path.basename(p)[5:-4]))
+        for plot in plots:
+            name = f"gradients_{index:02d}_{os.path.basename(plot)}"
+            shutil.copyfile(plot, os.path.join(out_dir, name))
+            if not lines:
+                lines += ["## Per-time-step gradients (longer-rnns §6.9)", ""]
+            lines.append(f"{result['label']}, {os.path.basename(plot)[:-4].replace('_', ' ')}:")
+            lines += ["", f"![{result['label']} {name}]({name})", ""]
+    return lines
