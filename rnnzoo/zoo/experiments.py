@@ -97,7 +97,7 @@ def _fig_4_1(scale):
             runs.append(Run(
                 label=f"add T={seq_len} {'structural' if structural else 'Tikhonov only'}",
                 config=TrainConfig(
-                    model="rnn", task="addition_thesis", seq_len=seq_len, optimizer="hf",
+                    model="rnn", task="addition", seq_len=seq_len, optimizer="hf",
                     hf_structural_damping=structural,
                     hf_max_cg_iterations=60 if small else 250,
                     batch_size=500 if small else 1000, train_steps=60 if small else 50_000,
@@ -257,7 +257,10 @@ EXPERIMENTS = {e.name: e for e in [
         _fig_4_1,
         differences="small: addition only, T=30/50, 50 tanh units, batches of 500, at most 60 "
                     "HF iterations (CG capped at 60), 1 seed; the paper runs up to 50,000 "
-                    "minibatches of 1,000 on every problem.",
+                    "minibatches of 1,000 on every problem. Both scales use the fixed-length "
+                    "addition problem (longer-rnns §5.1: T steps, target u_I + u_J) instead of "
+                    "the thesis's variable T' ~ i[T, 11T/10] with target (u_I + u_J)/2: "
+                    "Keras's SimpleRNN needs a static length for HF's forward-mode products.",
     ),
     Experiment(
         "longer_rnns_resrnn", "Longer-rnns fig. 7-8: resRNN vs iRNN",
