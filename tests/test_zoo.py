@@ -227,3 +227,30 @@ def test_deep_autoencoder_reports_training_squared_error(tmp_path):
     with pytest.raises(ValueError, match="pass --task=digits"):
         train(TrainConfig(model="deep_autoencoder", task="addition", seq_len=10,
                           model_dir=str(tmp_path / "x")))
+
+
+def test_interrupted_checkpoint_keeps_the_previous_one(tmp_path):
+    from rnnzoo.zoo.checkpoint import Checkpointer
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    checkpointer = Checkpointer(str(tmp_path))
+    checkpointer.save(model, {"step": 1})
+    saved = model.get_weights()
+
+    class Interrupted(Exception):
+        pass
+
+    def failing_save(path, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"partial")
+        raise Interrupted()
+
+    model.set_weights([w + 1.0 for w in saved])
+    model.save = failing_save
+    with pytest.raises(Interrupted):
+        checkpointer.save(model, {"step": 2})
+    assert checkpointer.state() == {"step": 1}
+    for a, b in zip(checkpointer.load_model().get_weights(), saved):
+        np.testing.assert_array_equal(a, b)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.json", "model.keras"]
