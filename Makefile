@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench reproduce-small clean
+.PHONY: demo demo-addition test test-slow bench reproduce-small clean
 
 $(INSTALLED): setup.py requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,9 @@ $(INSTALLED): setup.py requirements.lock
 
 demo: $(INSTALLED)
 	$(VENV)/bin/rnnzoo-demo
+
+demo-addition: $(INSTALLED)
+	$(VENV)/bin/rnnzoo-demo --demo=addition
 
 test: $(INSTALLED)
 	$(PY) -m pytest -m "not slow" -q
