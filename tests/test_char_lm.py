@@ -153,6 +153,9 @@ def test_prompt_edge_cases_behave_as_documented(corpus):
     assert out[2].startswith(b"caf\xe9") and len(out[2]) == 4 + len(out[2][4:].decode())
     # max_length 0: the prompt, unchanged.
     assert out[3] == b"abc"
+    # Only empty texts: zero log-probability and zero bits per character.
+    empty = text_model.score(tf.constant(["", ""]))
+    assert empty["log_prob"].numpy().tolist() == [0.0, 0.0] and empty["bits_per_char"].numpy().tolist() == [0.0, 0.0]
 
 
 @pytest.mark.parametrize(

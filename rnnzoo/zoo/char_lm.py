@@ -400,7 +400,6 @@ class TextModel(tf.Module):
     def __init__(self, model, vocabulary, max_generate=4096):
         super().__init__(name="char_lm")
         self.model = model
-        self.vocabulary_size = vocabulary.size
         self.max_generate = int(max_generate)
         code_points = vocabulary.code_points()
         known = code_points[1:]
@@ -436,6 +435,7 @@ class TextModel(tf.Module):
     def score(self, text):
         ids = self.encode(text)
         dense = ids.to_tensor()
+        dense = tf.pad(dense, [[0, 0], [0, tf.maximum(2 - tf.shape(dense)[1], 0)]])  # >= 1 step when all are empty
         characters = ids.row_lengths() - 1
         logits = tf.cast(self.model(dense[:, :-1], training=False), tf.float32)
         log_p = -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=dense[:, 1:], logits=logits)
