@@ -326,6 +326,7 @@ def fit(
         steps_per_epoch=eval_every,
         epochs=math.ceil(steps / eval_every),
         callbacks=[clock, *callbacks],
+        shuffle=False,  # the dataset draws random offsets itself
         verbose=verbose,
     )
     elapsed = clock.training_seconds()
@@ -694,10 +695,10 @@ def demo(minutes=3.0, units=128, seq_len=100, batch_size=32, max_chars=1_000_000
           f"{heldout['bits_per_char']:.3f} bits/char", file=out, flush=True)
     base = export_base or tempfile.mkdtemp(prefix="char_mrnn_")
     export_dir = export_char_lm(model, corpus.vocabulary, base)
-    server = ModelServer(ServerOptions(port=0, rest_api_port=0, model_name="char_lm", model_base_path=base,
-                                       file_system_poll_wait_seconds=0)).start()
+    server = ModelServer(ServerOptions(port=0, rest_api_port=0, host="127.0.0.1", model_name="char_lm",
+                                       model_base_path=base, file_system_poll_wait_seconds=0)).start()
     try:
-        with Client(f"localhost:{server.grpc_port}") as client:
+        with Client(f"127.0.0.1:{server.grpc_port}") as client:
             client.wait_until_available("char_lm")
             text = client.generate("char_lm", [prompt], max_length=300, temperature=0.8, seed=seed)[0]
             scored = client.score("char_lm", [text])
