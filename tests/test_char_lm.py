@@ -4,7 +4,6 @@ import itertools
 import math
 import os
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -254,7 +253,6 @@ def test_registry_build_reports_heldout_bits_per_char(corpus, tmp_path):
     assert built.error_rate(np.concatenate(ys), np.concatenate(preds)) == pytest.approx(expected, rel=1e-5)
     x, y, w = next(iter(built.train_dataset))
     assert x.shape == (8, 30) and float(w[0, :10].numpy().sum()) == 0.0
-    keras.utils.set_random_seed(0)
 
 
 def test_evaluate_model_dir_runs_every_chapter_5_evaluation(corpus, trained, tmp_path):
