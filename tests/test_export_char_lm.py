@@ -285,5 +285,6 @@ def test_served_by_rnnzoo_serve_through_client_and_rest(trained, exported):
             post({"signature_name": "generate", "instances": [
                 {"prompt": "x", "max_length": -1, "temperature": 0.0, "seed": 1}]})
         assert error.value.code == 400  # INVALID_ARGUMENT from the graph's assertion
+        assert "max_length must be >= 0" in json.loads(error.value.read())["error"]
     finally:
         server.stop()

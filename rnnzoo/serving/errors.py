@@ -74,6 +74,23 @@ def unavailable(message: str) -> ServingError:
     return ServingError(grpc.StatusCode.UNAVAILABLE, message)
 
 
+def _op_error_text(message: str) -> str:
+    """An op error's own text, without the Python traceback TensorFlow adds for graph errors.
+
+    A failure inside a `tf.function` reads "Graph execution error: Detected at
+    node ... defined at (most recent call last): File ... <the op's message>
+    [[{{node ...}}]]"; clients get the op's message, as TF Serving sends it.
+    """
+    lines = [line for line in message.splitlines() if line.strip()]
+    kept = [
+        line.strip()
+        for line in lines
+        if not line.startswith(("Graph execution error", "Detected at node", " "))
+        and not line.strip().startswith("[[{{node")
+    ]
+    return " ".join(kept) or (lines[0] if lines else "")
+
+
 def from_exception(error: BaseException) -> ServingError:
     """Map any exception raised while serving onto a `ServingError` without a traceback.
 
@@ -85,8 +102,7 @@ def from_exception(error: BaseException) -> ServingError:
         return error
     error_code = getattr(error, "error_code", None)
     if error_code is not None and hasattr(error, "message"):
-        message = str(error.message).split("\n")[0]
-        return ServingError(code_from_number(error_code), message)
+        return ServingError(code_from_number(error_code), _op_error_text(str(error.message)))
     if isinstance(error, (ValueError, TypeError)):
         return invalid_argument(str(error).split("\n")[0])
     return ServingError(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}".split("\n")[0])
