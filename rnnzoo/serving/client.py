@@ -157,7 +157,10 @@ class Client:
     # ---- typed helpers for the zoo's signatures ----------------------------------------------
     def generate(self, model: str, prompts, max_length=100, temperature=1.0, seed=0, signature: str = "generate",
                  version: int | None = None, label: str | None = None) -> list:
-        """Sample text after each prompt; scalars apply to every prompt. Returns a list of str."""
+        """Sample text after each prompt; scalars apply to every prompt. Returns a list of str.
+
+        `temperature` 0 decodes greedily (the export contract of `rnnzoo-export`).
+        """
         prompts = _batch(prompts, "prompts")
         n = len(prompts)
         inputs = {
@@ -168,8 +171,10 @@ class Client:
         }
         if np.any(inputs["max_length"] < 0):
             raise ValueError(f"max_length must be >= 0, got {inputs['max_length'].tolist()}")
-        if np.any(inputs["temperature"] <= 0):
-            raise ValueError(f"temperature must be > 0, got {inputs['temperature'].tolist()}")
+        if not np.all(inputs["temperature"] >= 0):
+            raise ValueError(
+                f"temperature must be >= 0 (0 = greedy), got {inputs['temperature'].tolist()}"
+            )
         outputs = self.predict(model, inputs, signature, version, label, output_filter=["text"])
         return [t.decode("utf-8", "replace") for t in outputs["text"].reshape(-1)]
 

@@ -112,8 +112,10 @@ def test_generate_passes_prompt_length_and_seed(client):
     assert set("".join(texts)) <= {"a", "b"}
     assert client.generate("zoo", "x", max_length=40, seed=11) == client.generate("zoo", "x", max_length=40, seed=11)
     assert client.generate("zoo", "x", max_length=40, seed=11) != client.generate("zoo", "x", max_length=40, seed=12)
-    with pytest.raises(ValueError, match="temperature must be > 0"):
-        client.generate("zoo", "x", temperature=0.0)
+    assert len(client.generate("zoo", "x", max_length=4, temperature=0.0)[0]) == 5  # 0 = greedy
+    for bad in (-0.5, float("nan")):
+        with pytest.raises(ValueError, match="temperature must be >= 0"):
+            client.generate("zoo", "x", temperature=bad)
     with pytest.raises(ValueError, match="2 values for 1 rows"):
         client.generate("zoo", "x", max_length=[1, 2])
 
