@@ -59,13 +59,17 @@ class NAG(keras.optimizers.Optimizer):
             return ops.cast(self.momentum(step), "float32")
         return ops.convert_to_tensor(self.momentum, "float32")
 
+    def apply(self, grads, trainable_variables=None):
+        # mu_t and mu_{t+1}, computed once per step for all variables.
+        self._momenta = (self.momentum_at(self.iterations), self.momentum_at(self.iterations + 1))
+        return super().apply(grads, trainable_variables)
+
     def update_step(self, gradient, variable, learning_rate):
         """Eq. 7.12-7.13 on the look-ahead variable (see the class docstring)."""
         dtype = variable.dtype
         learning_rate = ops.cast(learning_rate, dtype)
         gradient = ops.cast(gradient, dtype)
-        mu = ops.cast(self.momentum_at(self.iterations), dtype)
-        mu_next = ops.cast(self.momentum_at(self.iterations + 1), dtype)
+        mu, mu_next = (ops.cast(m, dtype) for m in self._momenta)
         velocity = self.velocities[self._get_variable_index(variable)]
         new_velocity = ops.subtract(
             ops.multiply(velocity, mu), ops.multiply(gradient, learning_rate)
