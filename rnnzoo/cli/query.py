@@ -25,7 +25,7 @@ _LABEL = flags.DEFINE_string("label", None, "Version label, instead of --version
 _TIMEOUT = flags.DEFINE_float("timeout", 30.0, "Deadline of each call in seconds.")
 _PROMPT = flags.DEFINE_multi_string("prompt", [], "generate: a prompt (repeat for a batch).")
 _MAX_LENGTH = flags.DEFINE_integer("max_length", 100, "generate: characters to sample.")
-_TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "generate: sampling temperature (> 0).")
+_TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "generate: sampling temperature (>= 0; 0 decodes greedily).")
 _SEED = flags.DEFINE_integer("seed", 0, "generate: sampling seed.")
 _TEXT = flags.DEFINE_multi_string("text", [], "score: a text (repeat for a batch).")
 _SOURCE = flags.DEFINE_multi_string("source", [], "translate: a source sentence (repeat for a batch).")
