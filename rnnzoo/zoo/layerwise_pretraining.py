@@ -88,7 +88,8 @@ def pretrain(lstm_layers, inputs_shape, dataset, make_optimizer, steps, initiali
         model = autoencoder(lstm_layers, index, inputs_shape, initializer, f"autoencoder_{index + 1}")
         model.compile(optimizer=make_optimizer(), loss=keras.losses.MeanSquaredError())
         losses = _BatchLosses()
-        model.fit(pairs, steps_per_epoch=steps, epochs=1, callbacks=[losses], verbose=verbose)
+        model.fit(pairs, steps_per_epoch=steps, epochs=1, callbacks=[losses], shuffle=False,
+                  verbose=verbose)
         stats.append(
             {"layer": index + 1, "steps": int(steps), "first_loss": losses.values[0],
              "last_loss": float(np.mean(losses.values[-max(1, steps // 10):]))}

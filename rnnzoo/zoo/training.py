@@ -378,6 +378,7 @@ def train(config, callbacks=(), **model_options):
         epochs=math.ceil(config.train_steps / round_steps),
         initial_epoch=run.step // round_steps,
         callbacks=all_callbacks,
+        shuffle=False,  # the task pipelines shuffle (or generate) their own batches
         verbose=1 if config.verbose == 1 else 0,
     )
     if run.metrics is None or run.metrics["step"] != run.step:
