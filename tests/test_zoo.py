@@ -198,7 +198,7 @@ def test_decoder_learns_to_reconstruct_the_reversed_input():
         lstms, 0, (8, 8), keras.initializers.RandomUniform(-0.1, 0.1), "ae")
     model.compile(keras.optimizers.Adam(1e-2), keras.losses.MeanSquaredError())
     model.fit(task.train_dataset(64).map(layerwise_pretraining.reversed_targets),
-              steps_per_epoch=150, epochs=1, verbose=0)
+              steps_per_epoch=150, epochs=1, shuffle=False, verbose=0)
     images = next(iter(task.test_dataset(200)))[0].numpy()
     reconstruction = model.predict(images, verbose=0)
     error_reversed = np.mean((reconstruction - images[:, ::-1]) ** 2)
