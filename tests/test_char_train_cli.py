@@ -43,6 +43,16 @@ def test_rnnzoo_train_char_mrnn_reports_heldout_bpc_and_exports(tmp_path):
     assert metrics["test_error_rate"] == pytest.approx(heldout, rel=1e-4)
     assert heldout < 0.5 * corpus.unigram_bits_per_char()
 
+    evaluation = subprocess.run(
+        [sys.executable, "-m", "rnnzoo.cli.evaluate", f"--model_dir={model_dir}"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert evaluation.returncode == 0, evaluation.stderr[-3000:]
+    report = json.loads(evaluation.stdout.strip().splitlines()[-1])
+    assert report["bits_per_char"] == pytest.approx(heldout, rel=1e-4)
+    assert set(report["samples"]) == {"def ", "import "}
+    assert report["completions"] and 0.0 <= report["debagging"]["accuracy"] <= 1.0
+
     export_dir = export_model_dir(str(model_dir), str(tmp_path / "serving"))
     loaded = tf.saved_model.load(export_dir)
     text = loaded.signatures["generate"](prompt=tf.constant(["the cat "]), max_length=tf.constant([6]),

@@ -5,6 +5,9 @@
 
 Prints `{"test_loss", "test_error_rate", "success", "step", "model", "task",
 ...}`; the task, length, seed and test size default to the training run's.
+A family with its own evaluations adds them: a char-LM run (`char_mrnn`, ...)
+also reports held-out bits per character and perplexity, samples, structured
+completions and debagging accuracy (thesis §5.4-5.5).
 """
 
 import json
@@ -30,11 +33,15 @@ def main(argv):
         print("rnnzoo-evaluate: --model_dir is required (an rnnzoo-train run directory).",
               file=sys.stderr)
         sys.exit(2)
+    from rnnzoo.zoo import registry
     from rnnzoo.zoo.training import evaluate_checkpoint
 
     try:
         result = evaluate_checkpoint(FLAGS.model_dir, task=FLAGS.task, seq_len=FLAGS.seq_len,
                                      test_size=FLAGS.test_size, seed=FLAGS.seed)
+        family = registry.get_family(result["model"])
+        if family.evaluate is not None:
+            result.update(family.evaluate(FLAGS.model_dir))
     except ValueError as error:
         print(f"rnnzoo-evaluate: {error}", file=sys.stderr)
         sys.exit(2)

@@ -238,7 +238,13 @@ def build(model_name, config, train_config):
 
 
 FAMILY = registry.register(
-    registry.Family(name="char_lm", models=MODELS, config_class=CharLMConfig, build=build)
+    registry.Family(
+        name="char_lm",
+        models=MODELS,
+        config_class=CharLMConfig,
+        build=build,
+        evaluate=lambda model_dir: evaluate_model_dir(model_dir),  # defined below
+    )
 )
 
 

@@ -65,12 +65,17 @@ class Built:
 
 @dataclasses.dataclass(frozen=True)
 class Family:
-    """A model family: its model names, its config dataclass and its builder."""
+    """A model family: its model names, its config dataclass and its builder.
+
+    `evaluate`, when given, is `evaluate(model_dir) -> dict`: the family's own
+    evaluations of a trained run, which `rnnzoo-evaluate` adds to its JSON.
+    """
 
     name: str
     models: tuple
     config_class: type
     build: Callable
+    evaluate: Callable | None = None
 
 
 _FAMILIES = {}
