@@ -12,7 +12,7 @@ import tensorflow as tf
 from rnnzoo.data import get_task
 from rnnzoo.optimizers import NAG, HessianFree
 from rnnzoo.zoo import layerwise_pretraining, registry
-from rnnzoo.zoo.momentum import Momentum
+from rnnzoo.optimizers.momentum import Momentum
 from rnnzoo.zoo.training import TrainConfig, evaluate_checkpoint, make_optimizer, train
 
 FAST = dict(task="addition", seq_len=12, batch_size=16, test_size=200, eval_every=10, verbose=0)

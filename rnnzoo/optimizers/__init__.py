@@ -1,6 +1,7 @@
 """Optimizers of the thesis: NAG with momentum schedules (ch. 7) and Hessian-free (ch. 4).
 
 - `NAG`: Nesterov's accelerated gradient, exact under momentum schedules (eq. 7.12-7.13).
+- `Momentum`: classical momentum under the same schedules (eq. 7.1-7.2).
 - `schedules`: the momentum schedules of ch. 7.
 - `HessianFree`: Hessian-free with structural damping (Alg. 5, §4.2); train with `rnnzoo.Model`.
 - `gauss_newton_product`: Gauss-Newton matrix-vector products for curvature analysis.
@@ -9,6 +10,7 @@
 from rnnzoo.optimizers import schedules
 from rnnzoo.optimizers.gauss_newton import gauss_newton_product
 from rnnzoo.optimizers.hessian_free import HessianFree
+from rnnzoo.optimizers.momentum import Momentum
 from rnnzoo.optimizers.nag import NAG
 
-__all__ = ["HessianFree", "NAG", "gauss_newton_product", "schedules"]
+__all__ = ["HessianFree", "Momentum", "NAG", "gauss_newton_product", "schedules"]

@@ -1,15 +1,13 @@
 """Nesterov's accelerated gradient with a momentum schedule (thesis eq. 7.12-7.13)."""
 
-import numbers
-
 import keras
 from keras import ops
 
-from rnnzoo.optimizers.schedules import check_momentum
+from rnnzoo.optimizers.momentum import ScheduledMomentumOptimizer
 
 
 @keras.saving.register_keras_serializable(package="rnnzoo")
-class NAG(keras.optimizers.Optimizer):
+class NAG(ScheduledMomentumOptimizer):
     """Nesterov's accelerated gradient, exact under a changing momentum.
 
     Thesis eq. 7.12-7.13, with step `t` counted from 0:
@@ -36,22 +34,7 @@ class NAG(keras.optimizers.Optimizer):
     """
 
     def __init__(self, learning_rate=0.01, momentum=0.9, name="nag", **kwargs):
-        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        if isinstance(momentum, numbers.Real) and not isinstance(momentum, bool):
-            check_momentum("momentum", float(momentum))
-            momentum = float(momentum)
-        elif not callable(momentum):
-            raise ValueError(
-                f"`momentum` must be a float in [0, 1) or a schedule called with the step, "
-                f"got {momentum!r}. See rnnzoo.optimizers.schedules."
-            )
-        self.momentum = momentum
-
-    def build(self, variables):
-        if self.built:
-            return
-        super().build(variables)
-        self.velocities = self.add_optimizer_variables(variables, "velocity")
+        super().__init__(learning_rate=learning_rate, momentum=momentum, name=name, **kwargs)
 
     def momentum_at(self, step):
         """`mu_step` as a float32 tensor."""
@@ -79,18 +62,3 @@ class NAG(keras.optimizers.Optimizer):
             ops.subtract(ops.multiply(new_velocity, 1.0 + mu_next), ops.multiply(velocity, mu)),
         )
         self.assign(velocity, new_velocity)
-
-    def get_config(self):
-        momentum = self.momentum
-        if callable(momentum):
-            momentum = keras.saving.serialize_keras_object(momentum)
-        return {**super().get_config(), "momentum": momentum}
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        if isinstance(config.get("momentum"), dict):
-            config["momentum"] = keras.saving.deserialize_keras_object(
-                config["momentum"], custom_objects=custom_objects
-            )
-        return super().from_config(config, custom_objects=custom_objects)

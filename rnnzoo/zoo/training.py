@@ -27,7 +27,7 @@ import tensorflow as tf
 from rnnzoo.optimizers import NAG, HessianFree, schedules
 from rnnzoo.zoo import registry
 from rnnzoo.zoo.checkpoint import Checkpointer
-from rnnzoo.zoo.momentum import Momentum
+from rnnzoo.optimizers.momentum import Momentum
 
 OPTIMIZERS = ("sgd", "momentum", "nag", "adam", "hf")
 MOMENTUM_SCHEDULES = ("constant", "piecewise", "nesterov", "progression")
