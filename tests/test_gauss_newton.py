@@ -13,13 +13,8 @@ BATCH, TIME, FEATURES, OUTPUTS = 2, 3, 2, 2
 
 
 @pytest.fixture(autouse=True)
-def _float64():
-    previous = keras.config.floatx(), keras.config.dtype_policy()
-    keras.config.set_floatx("float64")
-    keras.config.set_dtype_policy("float64")
-    yield
-    keras.config.set_floatx(previous[0])
-    keras.config.set_dtype_policy(previous[1])
+def _float64(float64):
+    """Every test here runs in float64 (the shared `float64` fixture of conftest.py)."""
 
 
 def _model(layer, outputs=OUTPUTS, time=TIME):

@@ -12,16 +12,6 @@ from rnnzoo.optimizers import HessianFree
 from rnnzoo.optimizers.conjugate_gradient import backtracking_steps, conjugate_gradient
 
 
-@pytest.fixture
-def float64():
-    previous = keras.config.floatx(), keras.config.dtype_policy()
-    keras.config.set_floatx("float64")
-    keras.config.set_dtype_policy("float64")
-    yield
-    keras.config.set_floatx(previous[0])
-    keras.config.set_dtype_policy(previous[1])
-
-
 def _least_squares(seed=0, n=64, d=3):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, d))
