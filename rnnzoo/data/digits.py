@@ -96,8 +96,6 @@ def digits(seq_len, seed, binarize=False, test_fraction=0.2, split_seed=0):
         output_kind=task_lib.LAST_STEP_CLASSIFICATION,
         relevant_steps=(-1,),
         error_unit="sequence",
-        loss="sparse_categorical_crossentropy",
-        output_activation="softmax",
         seed=seed,
         reference="greedy-layerwise-lstm-pretraining §4.2 (8x8 digits in place of MNIST)",
         source=DigitsSource((x_train, y_train), (x_test, y_test)),

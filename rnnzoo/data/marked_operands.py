@@ -120,8 +120,6 @@ def _regression_task(name, seq_len, seed, reference, sample, lengths, baseline):
         output_kind=task_lib.REGRESSION,
         relevant_steps=(-1,),
         error_unit="sequence",
-        loss="mean_squared_error",
-        output_activation="linear",
         seed=seed,
         reference=reference,
         source=source_lib.SyntheticSource(sample, lengths, baseline),
@@ -296,8 +294,6 @@ def xor(seq_len, seed):
         output_kind=task_lib.LAST_STEP_CLASSIFICATION,
         relevant_steps=(-1,),
         error_unit="sequence",
-        loss="sparse_categorical_crossentropy",
-        output_activation="softmax",
         seed=seed,
         reference=_THESIS_REFERENCE,
         source=source_lib.SyntheticSource(

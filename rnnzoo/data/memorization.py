@@ -49,8 +49,6 @@ def _task(name, seq_len, seed, count, values):
         output_kind=task_lib.PER_STEP_CLASSIFICATION,
         relevant_steps=tuple(range(-count, 0)),
         error_unit="symbol",
-        loss="sparse_categorical_crossentropy",
-        output_activation="softmax",
         seed=seed,
         reference="training-rnns-thesis §4.4.5, table 7.3",
         source=source_lib.SyntheticSource(

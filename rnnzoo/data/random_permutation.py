@@ -41,8 +41,6 @@ def random_permutation(seq_len, seed):
         output_kind=task_lib.PER_STEP_CLASSIFICATION,
         relevant_steps=(-2,),
         error_unit="sequence",
-        loss="sparse_categorical_crossentropy",
-        output_activation="softmax",
         seed=seed,
         reference="training-rnns-thesis §4.4.4",
         source=source_lib.SyntheticSource(

@@ -80,9 +80,6 @@ class Task:
             offsets from the end (`(-1,)` = the last step).
         error_unit: `"sequence"` (a sequence is wrong if any relevant output
             is wrong) or `"symbol"` (fraction of wrong relevant outputs).
-        loss: Keras loss name to train with.
-        output_activation: activation of the output layer (`"linear"` or
-            `"softmax"`; the loss expects probabilities, not logits).
         seed: seed of both pipelines.
         reference: where the paper defines the problem.
         source: the generator behind the pipelines (see `rnnzoo.data.source`).
@@ -96,13 +93,23 @@ class Task:
     output_kind: str
     relevant_steps: tuple
     error_unit: str
-    loss: str
-    output_activation: str
     seed: int
     reference: str
     source: Any = dataclasses.field(repr=False)
     tolerance: float = TOLERANCE
     success_error_rate: float = SUCCESS_ERROR_RATE
+
+    @property
+    def loss(self):
+        """Keras loss name to train with: MSE for regression, else sparse cross-entropy."""
+        if self.output_kind == REGRESSION:
+            return "mean_squared_error"
+        return "sparse_categorical_crossentropy"
+
+    @property
+    def output_activation(self):
+        """Activation of the output layer (`"linear"` or `"softmax"`; `loss` expects probabilities)."""
+        return "linear" if self.output_kind == REGRESSION else "softmax"
 
     @property
     def return_sequences(self):

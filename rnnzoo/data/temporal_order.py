@@ -62,8 +62,6 @@ def _task(name, seq_len, seed, fractions, reference):
         output_kind=task_lib.LAST_STEP_CLASSIFICATION,
         relevant_steps=(-1,),
         error_unit="sequence",
-        loss="sparse_categorical_crossentropy",
-        output_activation="softmax",
         seed=seed,
         reference=reference,
         source=source_lib.SyntheticSource(
