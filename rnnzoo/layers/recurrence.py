@@ -11,7 +11,12 @@ with `tf.tensor_scatter_nd_update`.
 Reverse-mode gradients through it cost about 1.4x those of the TensorArray
 loop, so rnnzoo layers use it only where forward mode needs it: inside the
 `forward_mode_recurrence()` context (which the Hessian-free optimizer enters
-when it traces Gauss-Newton products), or with `recurrence="while_loop"`.
+when it traces Gauss-Newton products).
+
+Forward mode alone passes through this loop; a `GradientTape` recording the
+same loop inside a `tf.function` (reverse-over-forward) does not, because the
+tape makes the loop keep TensorList accumulators. Reverse-over-forward
+products therefore unroll the loop (static lengths) or take two passes.
 """
 
 import contextlib
