@@ -35,6 +35,7 @@ def test_rnnzoo_train_char_mrnn_reports_heldout_bpc_and_exports(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["step"] == 40 and metrics["model"] == "char_mrnn"
+    assert metrics["task"] is None and metrics["task_options"] == {}  # a corpus, not a task
     corpus = load_corpus(str(corpus_path), holdout_chars=200)
     assert Vocabulary.load(str(model_dir / "vocabulary.json")) == corpus.vocabulary
     model = keras.saving.load_model(str(model_dir / "model.keras"), compile=False)

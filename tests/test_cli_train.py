@@ -107,3 +107,45 @@ def test_console_script_run(tmp_path):
     result = _run("rnnzoo.cli.train", *_flags(tmp_path / "run"), "--train_steps=5")
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1])["step"] == 5
+
+
+def test_task_options_reach_the_task_and_the_run_description(tmp_path, parse_flags, capsys):
+    model_dir = tmp_path / "digits"
+    argv = parse_flags("--model=deep_lstm", "--task=digits", "--task_options=binarize=true",
+                       "--units=4", "--layers=1", "--batch_size=32", "--train_steps=2",
+                       "--eval_every=2", "--test_size=40", "--verbose=0", "--noearly_stop",
+                       f"--model_dir={model_dir}")
+    config, _ = train_cli.config_from_flags()
+    assert config.task_options == {"binarize": True}
+    x, _ = next(iter(config.make_task().train_dataset(64)))
+    assert set(x.numpy().ravel()) == {0.0, 1.0}  # binarised pixels, not 17 grey levels
+    train_cli.main(argv)
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["task"] == "digits" and metrics["task_options"] == {"binarize": True}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model=irnn", "--task=digits", "--task_options=sharpen=1"],
+         "Task 'digits' has no option 'sharpen'; its options are: binarize"),
+        (["--model=irnn", "--task_options=binarize"], "'binarize' is not name=value"),
+        (["--model=char_rnn", "--task=addition"], "take no task; drop task='addition'"),
+        (["--model=deep_autoencoder", "--task=xor"], "train on digits only; got task 'xor'"),
+    ],
+)
+def test_bad_task_flags_exit_naming_the_value(tmp_path, parse_flags, capsys, args, message):
+    argv = parse_flags(*args, "--seq_len=10", "--train_steps=1", "--verbose=0",
+                       f"--model_dir={tmp_path / 'x'}")
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main(argv)
+    assert exit_info.value.code != 0
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x" / "metrics.json").exists()
+
+
+def test_family_default_tasks(parse_flags, tmp_path):
+    for model, task in (("irnn", "addition"), ("deep_autoencoder", "digits"), ("char_mrnn", None)):
+        parse_flags(f"--model={model}", f"--model_dir={tmp_path}")
+        assert train_cli.config_from_flags()[0].task == task
+        train_cli.FLAGS.unparse_flags()

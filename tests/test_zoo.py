@@ -224,7 +224,7 @@ def test_deep_autoencoder_reports_training_squared_error(tmp_path):
                     encoder_sizes="16,4")
     first, last = metrics["history"][0], metrics["history"][-1]
     assert last["test_error_rate"] < first["test_error_rate"]
-    with pytest.raises(ValueError, match="pass --task=digits"):
+    with pytest.raises(ValueError, match="train on digits only; got task .addition."):
         train(TrainConfig(model="deep_autoencoder", task="addition", seq_len=10,
                           model_dir=str(tmp_path / "x")))
 

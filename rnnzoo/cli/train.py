@@ -10,6 +10,7 @@ the family default). Re-running with the same `--model_dir` resumes from its
 checkpoint; a larger `--train_steps` continues. `--flagfile` works.
 """
 
+import ast
 import dataclasses
 import json
 import os
@@ -19,14 +20,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 
-from rnnzoo.data import task_names  # noqa: E402
 from rnnzoo.zoo import registry  # noqa: E402
 from rnnzoo.zoo.training import MOMENTUM_SCHEDULES, OPTIMIZERS, TrainConfig  # noqa: E402
 
 _DEFAULTS = TrainConfig()
 
 flags.DEFINE_string("model", None, "Model name (see the error message of an unknown name).")
-flags.DEFINE_string("task", _DEFAULTS.task, "Task name of rnnzoo.data.")
+flags.DEFINE_string("task", None, "Task name of rnnzoo.data (default: the model family's; "
+                    "addition, digits for deep_autoencoder, none for char_* models).")
+flags.DEFINE_list("task_options", [], "Task options as name=value pairs, e.g. binarize=true "
+                  "for digits (see rnnzoo.data.get_task).")
 flags.DEFINE_string("optimizer", _DEFAULTS.optimizer, f"One of {', '.join(OPTIMIZERS)}.")
 flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Constant learning rate.")
 flags.DEFINE_list("lr_boundaries", [], "Steps where the piecewise-constant learning rate changes.")
@@ -88,6 +91,25 @@ def _fail(message):
     sys.exit(2)
 
 
+def parse_task_options(pairs):
+    """`{"binarize": True}` from `["binarize=true"]`: values are Python literals, true/false or text."""
+    options = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            _fail(f"--task_options entry {pair!r} is not name=value; e.g. --task_options=binarize=true.")
+        lowered = text.strip().lower()
+        if lowered in ("true", "false"):
+            value = lowered == "true"
+        else:
+            try:
+                value = ast.literal_eval(text.strip())
+            except (ValueError, SyntaxError):
+                value = text.strip()
+        options[name.strip()] = value
+    return options
+
+
 def config_from_flags():
     """`(TrainConfig, model options)` from the parsed flags; exits naming a bad value."""
     if FLAGS.model is None:
@@ -96,15 +118,18 @@ def config_from_flags():
         family = registry.get_family(FLAGS.model)
     except ValueError as error:
         _fail(str(error))
-    if FLAGS.task not in task_names():
-        _fail(f"Unknown task {FLAGS.task!r}; choose one of: {', '.join(task_names())}.")
+    try:
+        task = family.resolve_task(FLAGS.task)
+    except ValueError as error:
+        _fail(str(error))
     if FLAGS.optimizer not in OPTIMIZERS:
         _fail(f"Unknown optimizer {FLAGS.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}.")
     if not FLAGS.model_dir:
         _fail("--model_dir is required (checkpoints, metrics.json and TensorBoard logs go there).")
     try:
         config = TrainConfig(
-            model=FLAGS.model, task=FLAGS.task, optimizer=FLAGS.optimizer,
+            model=FLAGS.model, task=task, task_options=parse_task_options(FLAGS.task_options),
+            optimizer=FLAGS.optimizer,
             learning_rate=FLAGS.learning_rate,
             lr_boundaries=tuple(int(v) for v in FLAGS.lr_boundaries),
             lr_values=tuple(float(v) for v in FLAGS.lr_values),

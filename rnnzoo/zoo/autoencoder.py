@@ -18,7 +18,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rnnzoo.data import get_task
 from rnnzoo.data.digits import ROWS
 from rnnzoo.initializers import Sparse
 from rnnzoo.model import Model
@@ -53,11 +52,6 @@ def _images(x, *rest):
 
 
 def build(model_name, config, train_config):
-    if train_config.task != "digits":
-        raise ValueError(
-            f"deep_autoencoder reconstructs the 8x8 digits; got task {train_config.task!r}, "
-            "pass --task=digits."
-        )
     try:
         sizes = [int(s) for s in config.encoder_sizes.split(",")]
     except ValueError:
@@ -67,7 +61,7 @@ def build(model_name, config, train_config):
             f"encoder_sizes={config.encoder_sizes!r} must be positive comma-separated integers, "
             "e.g. 100,50,25,6."
         )
-    task = get_task("digits", seed=train_config.seed)
+    task = train_config.make_task()
     inputs = keras.Input((PIXELS,), name="pixels")
     hidden = inputs
     for i, size in enumerate(sizes):
@@ -101,6 +95,7 @@ def build(model_name, config, train_config):
 
 FAMILY = registry.register(
     registry.Family(
-        name="autoencoder", models=MODELS, config_class=AutoencoderConfig, build=build
+        name="autoencoder", models=MODELS, config_class=AutoencoderConfig, build=build,
+        tasks=("digits",), default_task="digits",
     )
 )

@@ -243,6 +243,8 @@ FAMILY = registry.register(
         models=MODELS,
         config_class=CharLMConfig,
         build=build,
+        tasks=(),
+        default_task=None,
         evaluate=lambda model_dir: evaluate_model_dir(model_dir),  # defined below
     )
 )

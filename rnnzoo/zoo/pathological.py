@@ -25,7 +25,7 @@ import math
 
 import keras
 
-from rnnzoo.data import REGRESSION, get_task
+from rnnzoo.data import REGRESSION
 from rnnzoo.initializers import Sparse, SpectralRadius
 from rnnzoo.layers import MRNN, ResRNN, ScopedRNN, paper_penalty_schedule
 from rnnzoo.model import Model
@@ -118,10 +118,6 @@ def task_loss(task):
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def make_task(train_config):
-    return get_task(train_config.task, seq_len=train_config.seq_len, seed=train_config.seed)
-
-
 def test_dataset(task, train_config):
     size = train_config.test_size or None
     return task.test_dataset(batch_size=min(1000, size or 1000), size=size)
@@ -129,7 +125,7 @@ def test_dataset(task, train_config):
 
 def build(model_name, config, train_config):
     """`Built` model and data of `model_name` on `train_config.task`."""
-    task = make_task(train_config)
+    task = train_config.make_task()
     inputs = keras.Input((task.time_steps, task.input_dim), name="inputs")
     hidden = recurrent_layer(model_name, config, task, task.return_sequences)(inputs)
     outputs = keras.layers.Dense(task.output_dim, name="output")(hidden)

@@ -69,6 +69,9 @@ class Family:
 
     `evaluate`, when given, is `evaluate(model_dir) -> dict`: the family's own
     evaluations of a trained run, which `rnnzoo-evaluate` adds to its JSON.
+    `tasks` names the `rnnzoo.data` tasks the family trains on (`None`: every
+    task; `()`: none, the family reads its own data, e.g. a text corpus), and
+    `default_task` is the one a run without a task uses.
     """
 
     name: str
@@ -76,6 +79,31 @@ class Family:
     config_class: type
     build: Callable
     evaluate: Callable | None = None
+    tasks: tuple | None = None
+    default_task: str | None = "addition"
+
+    def resolve_task(self, task):
+        """`task`, or the default when `None`; raises `ValueError` for a task the family does not take."""
+        if task is None:
+            return self.default_task
+        if self.tasks is None:
+            from rnnzoo.data import task_names
+
+            if task not in task_names():
+                raise ValueError(
+                    f"Unknown task {task!r}; choose one of: {', '.join(task_names())}."
+                )
+        elif not self.tasks:
+            raise ValueError(
+                f"Models of family {self.name!r} ({', '.join(self.models)}) read their own data "
+                f"and take no task; drop task={task!r} (--task)."
+            )
+        elif task not in self.tasks:
+            raise ValueError(
+                f"Models of family {self.name!r} train on {', '.join(self.tasks)} only; got "
+                f"task {task!r}."
+            )
+        return task
 
 
 _FAMILIES = {}

@@ -18,7 +18,7 @@ import keras
 
 from rnnzoo.model import Model
 from rnnzoo.zoo import layerwise_pretraining, registry
-from rnnzoo.zoo.pathological import make_task, task_loss, test_dataset
+from rnnzoo.zoo.pathological import task_loss, test_dataset
 
 MODELS = ("layerwise_lstm", "deep_lstm")
 
@@ -59,7 +59,7 @@ def build(model_name, config, train_config):
             f"layers={config.layers}, units={config.units}, init_scale={config.init_scale}: "
             "layers and units must be >= 1 and init_scale > 0 (e.g. 0.003)."
         )
-    task = make_task(train_config)
+    task = train_config.make_task()
     initializer = keras.initializers.RandomUniform(-config.init_scale, config.init_scale)
     lstms = [
         keras.layers.LSTM(

@@ -39,7 +39,11 @@ class TrainConfig:
 
     Attributes:
         model, task: registry names (`rnnzoo.zoo.registry.model_names()`,
-            `rnnzoo.data.task_names()`).
+            `rnnzoo.data.task_names()`); `task=None` uses the model family's
+            default (`addition`; `digits` for `deep_autoencoder`; none for
+            the char-level language models, which read a corpus).
+        task_options: task-specific options of `rnnzoo.data.get_task`, e.g.
+            `{"binarize": True}` for `digits`.
         optimizer: one of `OPTIMIZERS`: `sgd`, `momentum` (classical, eq.
             7.1-7.2), `nag` (thesis eq. 7.12-7.13), `adam`, `hf` (Hessian-free,
             thesis Alg. 5).
@@ -72,7 +76,8 @@ class TrainConfig:
     """
 
     model: str = "irnn"
-    task: str = "addition"
+    task: str | None = None
+    task_options: dict = dataclasses.field(default_factory=dict)
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     lr_boundaries: tuple = ()
@@ -102,7 +107,31 @@ class TrainConfig:
 
     def run_description(self):
         """The fields that identify the run (a resumed run must keep them)."""
-        return {"model": self.model, "task": self.task, "seq_len": self.seq_len, "seed": self.seed}
+        return {"model": self.model, "task": self.task, "task_options": dict(self.task_options),
+                "seq_len": self.seq_len, "seed": self.seed}
+
+    def make_task(self):
+        """The `rnnzoo.data.Task` of this run."""
+        from rnnzoo.data import get_task
+
+        return get_task(self.task, seq_len=self.seq_len, seed=self.seed, **self.task_options)
+
+
+def resolve_task(config):
+    """`config` with its task resolved by the model family (`registry.Family.resolve_task`)."""
+    family = registry.get_family(config.model)
+    task = family.resolve_task(config.task)
+    if not isinstance(config.task_options, dict):
+        raise ValueError(
+            f"task_options must be a dict of option names to values, got {config.task_options!r}; "
+            "e.g. {'binarize': True} (--task_options=binarize=true)."
+        )
+    if config.task_options and task is None:
+        raise ValueError(
+            f"task_options={config.task_options!r} do not apply to model {config.model!r}, "
+            "which takes no task."
+        )
+    return dataclasses.replace(config, task=task, task_options=dict(config.task_options))
 
 
 def _positive_int(name, value):
@@ -300,10 +329,19 @@ class _Run:
         return self.config.early_stop and entry["success"]
 
 
+_DESCRIPTION_DEFAULTS = {"task_options": {}}
+"""Run-description fields older runs did not record, with the value they ran with."""
+
+
 def _check_resumable(config, state, model_dir):
     saved = state["config"]
+    description = config.run_description()
+    if config.task is None:  # a family without tasks: older runs recorded the default task
+        description.pop("task")
     mismatched = {
-        k: (saved.get(k), v) for k, v in config.run_description().items() if saved.get(k) != v
+        k: (saved.get(k, _DESCRIPTION_DEFAULTS.get(k)), v)
+        for k, v in description.items()
+        if saved.get(k, _DESCRIPTION_DEFAULTS.get(k)) != v
     }
     if mismatched:
         details = ", ".join(f"{k}: saved {a!r}, requested {b!r}" for k, (a, b) in mismatched.items())
@@ -314,8 +352,9 @@ def _check_resumable(config, state, model_dir):
 
 
 def build_run(config, **model_options):
-    """The family's `Built` for `config` (without training)."""
+    """The family's `Built` for `config` (task resolved by `resolve_task`), without training."""
     family = registry.get_family(config.model)
+    config = resolve_task(config)
     family_config = registry.make_config(family, **model_options)
     keras.utils.set_random_seed(config.seed)
     return family_config, family.build(config.model, family_config, config)
@@ -335,6 +374,7 @@ def train(config, callbacks=(), **model_options):
         `test_error_rate`, `success`, `history` and the run description.
     """
     check_config(config)
+    config = resolve_task(config)
     checkpointer = Checkpointer(config.model_dir)
     state = checkpointer.state()
     family_config, built = build_run(config, **model_options)
@@ -412,6 +452,9 @@ def evaluate_checkpoint(model_dir, task=None, seq_len=None, test_size=None, seed
     config = dataclasses.replace(
         TrainConfig(**saved), **{k: v for k, v in overrides.items() if v is not None}
     )
+    if registry.get_family(config.model).tasks == () and task is None:
+        config = dataclasses.replace(config, task=None)  # older runs recorded a default task
+    config = resolve_task(config)
     _, built = build_run(config, **state.get("extra", {}).get("model_config", {}))
     model = checkpointer.load_model()
     result = evaluate(model, built.loss, built.test_dataset, built.error_rate,
@@ -421,6 +464,7 @@ def evaluate_checkpoint(model_dir, task=None, seq_len=None, test_size=None, seed
         "step": state["step"],
         "model": config.model,
         "task": config.task,
+        "task_options": config.task_options,
         "seq_len": config.seq_len,
         "seed": config.seed,
         "test_size": config.test_size,
