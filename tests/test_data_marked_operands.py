@@ -131,3 +131,48 @@ def test_xor_classes_are_balanced():
     _, ys = _batches(task.test_dataset(batch_size=5000, size=10000))
     assert np.mean(np.concatenate(ys)) == pytest.approx(0.5, abs=0.02)
     assert task.baseline().error_rate == 0.5
+
+
+@pytest.mark.parametrize("name", ["addition_thesis", "multiplication", "xor"])
+def test_padded_sequences_draw_their_own_length_and_are_pre_padded(name):
+    seq_len = 40
+    task = get_task(name, seq_len=seq_len, seed=3)
+    assert task.max_time_steps == 44 and task.pad_value == -1.0
+    train_x, _ = next(iter(task.train_dataset(batch_size=400, padded=True)))
+    test = [(x.numpy(), y.numpy()) for x, y in task.test_dataset(256, size=2000, padded=True)]
+    for x, y in [(train_x.numpy(), None), *test]:
+        assert x.shape[1:] == (44, 2)
+        padding = np.all(x == -1.0, axis=2)
+        starts = padding.sum(axis=1)
+        # Padding is a prefix, and T' = 44 - padding ~ i[40, 44] varies within a batch.
+        np.testing.assert_array_equal(padding, np.arange(44)[None, :] < starts[:, None])
+        assert set(44 - starts) == set(range(40, 45))
+        for row, start in zip(x, starts):
+            sequence = row[start:]
+            first, second = np.flatnonzero(sequence[:, 1] == 1)
+            length = len(sequence)
+            assert 1 <= first + 1 <= length // 10
+            assert np.ceil(length / 10) <= second + 1 <= length // 2
+        if y is not None:
+            a = x[np.arange(len(x)), starts + _marker_positions_padded(x, starts)[0], 0]
+            b = x[np.arange(len(x)), starts + _marker_positions_padded(x, starts)[1], 0]
+            if name == "addition_thesis":
+                np.testing.assert_allclose(y[:, 0], (a + b) / 2, rtol=1e-6)
+            elif name == "multiplication":
+                np.testing.assert_allclose(y[:, 0], a * b, rtol=1e-6)
+            else:
+                np.testing.assert_array_equal(y, (a != b).astype(np.int32))
+    again = next(iter(task.test_dataset(256, size=2000, padded=True)))[0].numpy()
+    np.testing.assert_array_equal(again, test[0][0])  # the padded test set is fixed by the seed
+
+
+def _marker_positions_padded(x, starts):
+    positions = [np.flatnonzero(row[start:, 1] == 1) for row, start in zip(x, starts)]
+    return np.array([p[0] for p in positions]), np.array([p[1] for p in positions])
+
+
+def test_padding_does_not_apply_to_fixed_length_problems():
+    task = get_task("addition", seq_len=12, seed=0)
+    plain = next(iter(task.train_dataset(4)))[0].numpy()
+    np.testing.assert_array_equal(next(iter(task.train_dataset(4, padded=True)))[0].numpy(), plain)
+    assert task.max_time_steps == 12

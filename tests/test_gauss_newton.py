@@ -159,7 +159,7 @@ def _hand_written_simple_rnn(layer, dense, x):
 
 
 def test_structural_damping_term_equals_its_explicit_form():
-    """G_S = J_u^T diag(1 - h^2) J_u / (batch * time), Alg. 6 line 13 (tanh-matching D)."""
+    """G_S = J_u^T diag(1 - h^2) J_u / batch (S summed over steps), Alg. 6 line 13 (tanh-matching D)."""
     layer = keras.layers.SimpleRNN(3)  # returns the last state only: S still sees all steps
     model = _model(layer, outputs=1)
     x = _inputs(seed=5)
@@ -171,7 +171,7 @@ def test_structural_damping_term_equals_its_explicit_form():
     np.testing.assert_allclose(outputs.numpy(), model(x).numpy(), rtol=1e-12)
     rows = tape.jacobian(flat_u, weights, unconnected_gradients="zero", experimental_use_pfor=False)
     jacobian_u = np.concatenate([np.reshape(r, (flat_u.shape[0], -1)) for r in rows], axis=1)
-    damping = jacobian_u.T @ np.diag(1 - h.numpy().reshape(-1) ** 2) @ jacobian_u / (BATCH * TIME)
+    damping = jacobian_u.T @ np.diag(1 - h.numpy().reshape(-1) ** 2) @ jacobian_u / BATCH
 
     vector = _random_vectors(model, seed=6)
     plain = _flat(gauss_newton_product(model, "mse", x, vector))
@@ -256,3 +256,29 @@ def test_bad_vectors_and_weightless_models_get_clear_errors():
     frozen.trainable = False
     with pytest.raises(ValueError, match="no trainable weights"):
         gauss_newton_product(frozen, "mse", _inputs(), [])
+
+
+PADDED_LAYERS = {
+    "SimpleRNN": lambda: keras.layers.SimpleRNN(3),
+    "LSTM": lambda: keras.layers.LSTM(2),
+    "ResRNN": lambda: ResRNN(3),
+    "MRNN": lambda: MRNN(3, factors=2),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(PADDED_LAYERS))
+def test_masked_pre_padding_leaves_outputs_and_products_unchanged(layer):
+    """A pre-padded batch behind `Masking` (rnnzoo.data's padded problems) is the unpadded batch."""
+    x = _inputs(seed=4)
+    padded = np.concatenate([np.full((BATCH, 2, FEATURES), -1.0), x], axis=1)
+    recurrent, dense = PADDED_LAYERS[layer](), keras.layers.Dense(OUTPUTS)
+    padded_inputs = keras.Input((TIME + 2, FEATURES))
+    masked = keras.Model(padded_inputs, dense(recurrent(keras.layers.Masking(-1.0)(padded_inputs))))
+    plain_inputs = keras.Input((TIME, FEATURES))
+    plain = keras.Model(plain_inputs, dense(recurrent(plain_inputs)))
+    np.testing.assert_allclose(masked(padded), plain(x), rtol=1e-12)
+    vector = _random_vectors(plain, seed=5)
+    for damping in (0.0, 0.5):
+        got = gauss_newton_product(masked, "mse", padded, vector, structural_damping=damping)
+        want = gauss_newton_product(plain, "mse", x, vector, structural_damping=damping)
+        np.testing.assert_allclose(_flat(got), _flat(want), rtol=1e-9, atol=1e-12)

@@ -143,6 +143,19 @@ def test_every_pathological_model_trains_a_few_steps(tmp_path, model):
     assert metrics["step"] == 4 and np.isfinite(metrics["test_loss"])
 
 
+def test_hessian_free_trains_keras_simple_rnn_on_a_variable_length_problem(tmp_path):
+    """Padded, masked batches give Keras's SimpleRNN the static length HF's products need."""
+    config = TrainConfig(model="rnn", task="multiplication", seq_len=10, optimizer="hf",
+                         batch_size=200, train_steps=6, eval_every=3, test_size=200,
+                         hf_max_cg_iterations=20, model_dir=str(tmp_path), verbose=0,
+                         early_stop=False)
+    metrics = train(config, units=8)
+    first, last = metrics["history"][0], metrics["history"][-1]
+    assert metrics["step"] == 6 and last["test_loss"] < first["test_loss"]
+    model = keras.saving.load_model(os.path.join(str(tmp_path), "model.keras"))
+    assert model.input_shape == (None, 11, 2) and model.get_layer("padding").mask_value == -1.0
+
+
 def test_per_step_task_uses_sequence_outputs(tmp_path):
     metrics = train(TrainConfig(model="irnn", task="memorization_5bit", seq_len=10, batch_size=8,
                                 test_size=50, train_steps=3, eval_every=3,

@@ -42,12 +42,13 @@ def layerwise_positions(n, length, key):
 def thesis_positions(n, length, key):
     """Thesis §4.4.1: I ~ i[1, T'/10], J ~ i[T'/10, T'/2] (1-based), J != I.
 
-    The two closed ranges share the step T'/10 when 10 divides T'; J is then
-    drawn uniformly from its range without I, so the two markers never
-    coincide.
+    `length` is T' (a scalar, or one per sequence, shape `[n]`). The two
+    closed ranges share the step T'/10 when 10 divides T'; J is then drawn
+    uniformly from its range without I, so the two markers never coincide.
     """
     first_key, second_key = tf.unstack(tf.random.split(key, 2))
-    first = source_lib.uniform_int(first_key, [n], 0, length // 10 - 1)
+    length = tf.broadcast_to(tf.cast(length, tf.int32), [n])
+    first = source_lib.uniform_index(first_key, 0, length // 10)
     lo = (length + 9) // 10 - 1
     hi = length // 2 - 1
     overlaps = tf.cast((first >= lo) & (first <= hi), tf.int32)
@@ -70,18 +71,28 @@ def bit_values(shape, key):
 
 
 def marked_operands_sampler(positions, values, combine):
-    """`sample(n, length, key)` for a two-marker problem.
+    """`sample(n, length, key, steps=None)` for a two-marker problem.
 
     Returns `x` of shape `(n, length, 2)` (value, marker) and the target
-    `combine(u_I, u_J)`.
+    `combine(u_I, u_J)`. With `steps`, `length` holds one length per
+    sequence (shape `[n]`, each <= `steps`) and `x` has `steps` steps: each
+    sequence is pre-padded with `source.PAD_VALUE` steps (see
+    `rnnzoo.data.source`).
     """
 
-    def sample(n, length, key):
+    def sample(n, length, key, steps=None):
         position_key, value_key = tf.unstack(tf.random.split(key, 2))
         first, second = positions(n, length, position_key)
-        u = values([n, length], value_key)
-        markers = tf.one_hot(first, length) + tf.one_hot(second, length)
+        width = length if steps is None else steps
+        if steps is not None:
+            start = steps - tf.cast(length, tf.int32)
+            first, second = first + start, second + start
+        u = values([n, width], value_key)
+        markers = tf.one_hot(first, width) + tf.one_hot(second, width)
         x = tf.stack([u, markers], axis=-1)
+        if steps is not None:
+            padding = tf.range(steps)[None, :] < start[:, None]
+            x = tf.where(padding[:, :, None], source_lib.PAD_VALUE, x)
         a = tf.gather(u, first, batch_dims=1)
         b = tf.gather(u, second, batch_dims=1)
         return x, combine(a, b)

@@ -9,15 +9,28 @@ exactly for the same seed) and a fixed test set (drawn from `[seed, 1]`,
 disjoint from the training stream).
 
 Variable-length problems (the thesis's addition family, T' ~ i[T, 11T/10])
-are generated at a fixed length per batch rather than padded: every training
-batch draws one T' and all its sequences have that length, so models need no
-masking and each sequence's marginal distribution is exactly the paper's. The
-test set draws one T' per sequence and groups sequences of equal length into
-batches, so its content depends on the seed and size, not on the batch size.
+come in two forms:
+
+- unpadded (default): every training batch draws one T' and all its
+  sequences have that length, so models need no masking and each sequence's
+  marginal distribution is exactly the paper's; the test set draws one T'
+  per sequence and groups sequences of equal length into batches, so its
+  content depends on the seed and size, not on the batch size.
+- padded: every sequence draws its own T', as in the thesis, and is
+  pre-padded to the longest length 11T/10 with steps whose every feature is
+  `PAD_VALUE`, so all batches have one static length (which Hessian-free's
+  forward-mode products through Keras's recurrent layers need).
+  `keras.layers.Masking(PAD_VALUE)` in front of a recurrent layer makes it
+  skip the padding exactly: its state stays the initial state until the
+  sequence starts. Their samplers take per-sequence lengths `length` of
+  shape `[n]` and `steps`, the padded length.
 """
 
 import numpy as np
 import tensorflow as tf
+
+PAD_VALUE = -1.0
+"""Every feature of a padding step (no real step of the padded problems has all features -1)."""
 
 DEFAULT_TEST_SIZE = 10_000
 """Thesis §4.4: "the test set also consists of 10,000 sequences"."""
@@ -53,21 +66,24 @@ class SyntheticSource:
 
     def __init__(self, sample, lengths, baseline):
         self._sample = sample
-        self._lengths = lengths
+        self.lengths = lengths
         self._baseline = baseline
 
     def baseline(self):
         return self._baseline
 
-    def train_dataset(self, batch_size, seed):
+    def train_dataset(self, batch_size, seed, padded=False):
         key = tf.constant([seed, _TRAIN_STREAM], tf.int64)
-        shortest, longest = self._lengths
+        shortest, longest = self.lengths
 
         def batch(step):
             batch_key = tf.random.fold_in(key, step)
             if shortest == longest:
                 return self._sample(batch_size, shortest, batch_key)
             length_key, sequence_key = tf.unstack(tf.random.split(batch_key, 2))
+            if padded:
+                lengths = uniform_int(length_key, [batch_size], shortest, longest)
+                return self._sample(batch_size, lengths, sequence_key, steps=longest)
             length = uniform_int(length_key, [], shortest, longest)
             return self._sample(batch_size, length, sequence_key)
 
@@ -76,15 +92,20 @@ class SyntheticSource:
         )
         return dataset.prefetch(tf.data.AUTOTUNE)
 
-    def test_dataset(self, batch_size, size, seed):
+    def test_dataset(self, batch_size, size, seed, padded=False):
         size = DEFAULT_TEST_SIZE if size is None else size
         key = tf.constant([seed, _TEST_STREAM], tf.int64)
-        shortest, longest = self._lengths
+        shortest, longest = self.lengths
         if shortest == longest:
             return tf.data.Dataset.from_tensor_slices(
                 self._sample(size, shortest, key)
             ).batch(batch_size)
         length_key, sequence_key = tf.unstack(tf.random.split(key, 2))
+        if padded:
+            lengths = uniform_int(length_key, [size], shortest, longest)
+            return tf.data.Dataset.from_tensor_slices(
+                self._sample(size, lengths, sequence_key, steps=longest)
+            ).batch(batch_size)
         lengths = uniform_int(length_key, [size], shortest, longest).numpy()
         groups = []
         for length, count in zip(*np.unique(lengths, return_counts=True)):

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from rnnzoo.data.source import PAD_VALUE
+
 REGRESSION = "regression"
 """One real-valued target at the last step (`y`: `(batch, output_dim)`)."""
 LAST_STEP_CLASSIFICATION = "last_step_classification"
@@ -117,21 +119,42 @@ class Task:
         return self.output_kind == PER_STEP_CLASSIFICATION
 
     @property
+    def max_time_steps(self):
+        """The longest sequence: `time_steps`, or 11T/10 for the variable-length problems."""
+        if self.time_steps is not None:
+            return self.time_steps
+        return self.source.lengths[1]
+
+    @property
+    def pad_value(self):
+        """Every feature of a padding step of `padded` datasets (mask it with `keras.layers.Masking`)."""
+        return PAD_VALUE
+
+    @property
     def train_size(self):
         """Number of distinct training examples, `None` when unlimited."""
         return self.source.train_size
 
-    def train_dataset(self, batch_size):
+    def train_dataset(self, batch_size, padded=False):
         """Endless seeded `tf.data.Dataset` of training batches.
 
         Synthetic problems draw fresh sequences for every batch (as in the
         thesis, "every HF iteration used a fresh set of sequences"); the
         stream is identical for the same seed and batch size.
+
+        Args:
+            batch_size: sequences per batch.
+            padded: for a variable-length problem (`time_steps is None`),
+                draw T' per sequence and pre-pad every sequence to
+                `max_time_steps` with `pad_value` steps (see
+                `rnnzoo.data.source`); no effect on fixed-length problems.
         """
         _check_count("batch_size", batch_size, "e.g. batch_size=100")
+        if padded and self.time_steps is None:
+            return self.source.train_dataset(batch_size, self.seed, padded=True)
         return self.source.train_dataset(batch_size, self.seed)
 
-    def test_dataset(self, batch_size, size=None):
+    def test_dataset(self, batch_size, size=None, padded=False):
         """Finite seeded test set, the same for every call with the same seed.
 
         Args:
@@ -139,10 +162,13 @@ class Task:
             size: number of test examples; `None` for the problem's default
                 (10,000 synthetic sequences as in thesis §4.4, or the whole
                 test split of a fixed data set).
+            padded: as for `train_dataset`.
         """
         _check_count("batch_size", batch_size, "e.g. batch_size=100")
         if size is not None:
             _check_count("size", size, "e.g. size=10000")
+        if padded and self.time_steps is None:
+            return self.source.test_dataset(batch_size, size, self.seed, padded=True)
         return self.source.test_dataset(batch_size, size, self.seed)
 
     def error_rate(self, y_true, y_pred):

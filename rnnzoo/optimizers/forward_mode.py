@@ -32,11 +32,16 @@ from rnnzoo.layers.recurrence import forward_mode_recurrence
 
 
 class HiddenSequence:
-    """A recurrent layer's hidden-state sequence recorded during a call."""
+    """A recurrent layer's hidden-state sequence recorded during a call, with its mask.
 
-    def __init__(self, layer, states):
+    `mask` is the layer's `(batch, time)` boolean input mask (steps it
+    skipped are False), or `None`.
+    """
+
+    def __init__(self, layer, states, mask=None):
         self.layer = layer
         self.states = states
+        self.mask = mask
 
     @property
     def tanh_units(self):
@@ -92,7 +97,7 @@ def _patched_inner_loop(layer, original, recorded, forward_mode):
             for name, value in saved.items():
                 setattr(layer, name, value)
         if recorded is not None:
-            recorded.append(HiddenSequence(layer, outputs))
+            recorded.append(HiddenSequence(layer, outputs, mask))
         return last_output, outputs, states
 
     return inner_loop

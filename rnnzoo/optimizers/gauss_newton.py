@@ -55,14 +55,19 @@ def structural_distance_product(hidden, tangent):
     Tanh units: `R h / (1 - h^2)` (equals `R u`, the R-pre-activation of Alg.
     6 line 13, back-propagated through `h = tanh(u)`); saturated units are
     floored, which can only shrink their (vanishing) contribution. Other
-    units: `R h`. Divided by `batch * time` (the mean over examples and steps).
+    units: `R h`. `S` is the distance summed over a sequence's steps (thesis
+    eq. 4.7: `D(h(theta); h(theta_n))` of the whole hidden-state sequence)
+    and averaged over the batch, as the loss is, so mu means what it means
+    in the thesis (1/30 in §4.4) at every T. Masked steps (padding) add
+    nothing.
     """
     states = hidden.states
     if hidden.tanh_units:
         floor = tf.constant(_SATURATION_FLOOR, states.dtype)
         tangent = tangent / tf.maximum(1 - tf.square(states), floor)
-    count = tf.cast(tf.shape(states)[0] * tf.shape(states)[1], states.dtype)
-    return tangent / count
+    if hidden.mask is not None:
+        tangent = tangent * tf.cast(hidden.mask, states.dtype)[:, :, None]
+    return tangent / tf.cast(tf.shape(states)[0], states.dtype)
 
 
 def _single_output(y_pred, model):

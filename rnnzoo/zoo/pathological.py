@@ -18,6 +18,12 @@ at the last step (or at every step for per-step tasks):
 Outputs are linear and the losses match them (mean squared error;
 softmax cross-entropy from logits), so every optimizer, Hessian-free
 included, trains them (thesis §4.2.2).
+
+Variable-length problems (thesis §4.4.1, T' ~ i[T, 11T/10] per sequence)
+are fed padded to 11T/10 steps behind a `keras.layers.Masking` layer, which
+makes the recurrence skip the padding exactly; every batch then has one
+static length, which Hessian-free needs to unroll Keras's layers in forward
+mode.
 """
 
 import dataclasses
@@ -118,23 +124,32 @@ def task_loss(task):
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def test_dataset(task, train_config):
+def test_dataset(task, train_config, padded=False):
     size = train_config.test_size or None
-    return task.test_dataset(batch_size=min(1000, size or 1000), size=size)
+    return task.test_dataset(batch_size=min(1000, size or 1000), size=size, padded=padded)
+
+
+def padded_inputs(task):
+    """`(inputs, masked)`: a `keras.Input` of `task.max_time_steps` steps and, for a
+    variable-length task, a `Masking` layer over it that hides the padding."""
+    inputs = keras.Input((task.max_time_steps, task.input_dim), name="inputs")
+    if task.time_steps is not None:
+        return inputs, inputs
+    return inputs, keras.layers.Masking(task.pad_value, name="padding")(inputs)
 
 
 def build(model_name, config, train_config):
     """`Built` model and data of `model_name` on `train_config.task`."""
     task = train_config.make_task()
-    inputs = keras.Input((task.time_steps, task.input_dim), name="inputs")
-    hidden = recurrent_layer(model_name, config, task, task.return_sequences)(inputs)
+    inputs, masked = padded_inputs(task)
+    hidden = recurrent_layer(model_name, config, task, task.return_sequences)(masked)
     outputs = keras.layers.Dense(task.output_dim, name="output")(hidden)
     model = Model(inputs, outputs, name=f"{model_name}_{task.name}")
     return registry.Built(
         model=model,
         loss=task_loss(task),
-        train_dataset=task.train_dataset(train_config.batch_size),
-        test_dataset=test_dataset(task, train_config),
+        train_dataset=task.train_dataset(train_config.batch_size, padded=True),
+        test_dataset=test_dataset(task, train_config, padded=True),
         error_rate=task.error_rate,
         success_error_rate=task.success_error_rate,
         description=f"{model_name} ({config.units} units) on {task.name}: {task.reference}",
