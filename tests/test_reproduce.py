@@ -54,15 +54,39 @@ def test_run_experiment_writes_report_curves_and_results(tmp_path, monkeypatch):
         results = json.load(f)
     assert [r["label"] for r in results] == ["tiny irnn", "tiny resrnn"]
     irnn, resrnn = (r["metrics"] for r in results)
-    assert f"| tiny irnn | {irnn['test_error_rate']:.4g} | {irnn['test_loss']:.4g} | 0.5 | 6 |" in report
-    assert f"| tiny resrnn | {resrnn['test_loss']:.4g} | {resrnn['test_loss']:.4g} | 0.25 | 6 |" in report
+    solved = f"{int(irnn['success'])}/1"
+    assert (f"| tiny irnn | {irnn['test_error_rate']:.4g} | {irnn['test_loss']:.4g} | 0.5 | "
+            f"{solved} | 6 |") in report
+    assert f"| tiny resrnn | {resrnn['test_loss']:.4g} | {resrnn['test_loss']:.4g} | 0.25 |" in report
     assert "seed 0" in report and "tiny sizes." in report and "![learning curves](curves.png)" in report
     assert os.path.getsize(tmp_path / "tiny" / "curves.png") > 1000
-    assert os.path.exists(tmp_path / "tiny" / "runs" / "00" / "metrics.json")
+    assert os.path.exists(tmp_path / "tiny" / "runs" / "00_seed0" / "metrics.json")
     for step in (0, 6):
         assert f"![tiny irnn gradients_00_step_{step}.png](gradients_00_step_{step}.png)" in report
         assert os.path.getsize(tmp_path / "tiny" / f"gradients_00_step_{step}.png") > 1000
     assert "gradients_01" not in report
+
+
+def test_several_seeds_give_mean_range_and_success_count(tmp_path, monkeypatch):
+    def runs(scale):
+        config = TrainConfig(model="irnn", task="addition", seq_len=6, batch_size=8,
+                             test_size=40, eval_every=2, train_steps=2, early_stop=False)
+        return [experiments.Run("tiny irnn", config, {"units": 3}, "0.5", metric="test_loss")]
+
+    tiny = experiments.Experiment("tiny", "Tiny", "claim", runs, differences="tiny.")
+    monkeypatch.setitem(experiments.EXPERIMENTS, "tiny", tiny)
+    path = experiments.run_experiment("tiny", output_dir=str(tmp_path), seeds=(3, 4, 5), verbose=0)
+    report = open(path).read()
+    results = json.loads((tmp_path / "tiny" / "results.json").read_text())
+    assert [r["seed"] for r in results] == [3, 4, 5]
+    losses = [r["metrics"]["test_loss"] for r in results]
+    assert len(set(losses)) == 3, "different seeds draw different data and weights"
+    successes = sum(r["metrics"]["success"] for r in results)
+    summary = f"{sum(losses) / 3:.4g} ({min(losses):.4g}-{max(losses):.4g})"
+    assert f"| tiny irnn | {summary} | {summary} | 0.5 | {successes}/3 | 2 |" in report
+    assert "seeds 3, 4, 5" in report and "--seed=3 --num_seeds=3" in report
+    with pytest.raises(ValueError, match=r"seeds=\(1, 1\) must be distinct"):
+        experiments.run_experiment("tiny", output_dir=str(tmp_path), seeds=(1, 1))
 
 
 def test_cli_lists_experiments(capsys):

@@ -4,7 +4,7 @@
     rnnzoo-reproduce --experiment=longer_rnns_resrnn --scale=small --output_dir=results
 
 Writes `<output_dir>/<experiment>/report.md` (ours vs the paper's number,
-seed, wall time), `curves.png`, `results.json` and the runs' model dirs
+seeds, wall time), `curves.png`, `results.json` and the runs' model dirs
 under `runs/` (or `--work_dir`). See `rnnzoo.zoo.experiments`.
 """
 
@@ -22,7 +22,10 @@ flags.DEFINE_enum("scale", "small", list(experiments.SCALES), "small: minutes; p
 flags.DEFINE_string("output_dir", "reproduce", "Directory of the reports.")
 flags.DEFINE_string("work_dir", None, "Directory of the runs' checkpoints (default: under output_dir).")
 # seed and verbose mean the same as rnnzoo-train's flags of the same names.
-flags.DEFINE_integer("seed", 0, "Seed of every run.", allow_override=True)
+flags.DEFINE_integer("seed", 0, "Seed of every run (the first, with --num_seeds).",
+                     allow_override=True)
+flags.DEFINE_integer("num_seeds", 1, "Run every run with seeds seed, seed+1, ...; the report "
+                     "gives mean, range and success count over them.")
 flags.DEFINE_float("time_budget_s", None,
                    "Training budget of the experiment in seconds, shared by its runs "
                    "(default: 900 for --scale=small, none for paper).")
@@ -45,9 +48,14 @@ def main(argv):
             file=sys.stderr,
         )
         sys.exit(2)
+    if FLAGS.num_seeds < 1 or FLAGS.seed < 0:
+        print(f"rnnzoo-reproduce: --seed={FLAGS.seed} must be >= 0 and --num_seeds="
+              f"{FLAGS.num_seeds} >= 1.", file=sys.stderr)
+        sys.exit(2)
     path = experiments.run_experiment(
         FLAGS.experiment, scale=FLAGS.scale, output_dir=FLAGS.output_dir,
-        work_dir=FLAGS.work_dir, seed=FLAGS.seed, verbose=FLAGS.verbose,
+        work_dir=FLAGS.work_dir, seeds=range(FLAGS.seed, FLAGS.seed + FLAGS.num_seeds),
+        verbose=FLAGS.verbose,
         time_budget_s=FLAGS.time_budget_s,
     )
     print(path)

@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def plot_curves(results, path, metric_names):
-    """One panel per metric (test loss, test error rate) with one curve per run."""
+    """One panel per metric (test loss, test error rate) with one curve per run and seed."""
+    several = len({r.get("seed") for r in results}) > 1
     figure, axes = plt.subplots(1, len(metric_names), figsize=(6 * len(metric_names), 4))
     axes = axes if len(metric_names) > 1 else [axes]
     for axis, metric in zip(axes, metric_names):
@@ -19,7 +20,8 @@ def plot_curves(results, path, metric_names):
             history = result["metrics"]["history"]
             steps = [h["step"] for h in history]
             values = [h[metric] for h in history]
-            axis.plot(steps, values, marker=".", label=result["label"])
+            label = f"{result['label']} (seed {result['seed']})" if several else result["label"]
+            axis.plot(steps, values, marker=".", label=label)
         axis.set_xlabel("training step")
         axis.set_ylabel(metric)
         if metric == "test_loss":
@@ -41,32 +43,63 @@ def _format(value):
     return str(value)
 
 
-def write_report(experiment, scale, seed, results, total_seconds, out_dir, time_budget_s=0.0):
-    """Writes `report.md` and `curves.png` in `out_dir`; returns the report path."""
+def _summary(values):
+    """Equal values as one; different ones as `mean (min-max)`."""
+    if min(values) == max(values):
+        return _format(values[0])
+    mean = sum(values) / len(values)
+    return f"{_format(float(mean))} ({_format(min(values))}-{_format(max(values))})"
+
+
+def _rows(results):
+    """The results grouped by run label, in order."""
+    rows = {}
+    for result in results:
+        rows.setdefault(result["label"], []).append(result)
+    return rows.values()
+
+
+def write_report(experiment, scale, results, total_seconds, out_dir, time_budget_s=0.0):
+    """Writes `report.md` and `curves.png` in `out_dir`; returns the report path.
+
+    A row per run: with several seeds, each number is `mean (min-max)` over
+    them and `solved` counts the seeds that met the paper's success criterion.
+    """
     from rnnzoo.zoo.experiments import machine_description
 
+    seeds = sorted({r["seed"] for r in results})
     plot_curves(results, os.path.join(out_dir, "curves.png"), ["test_loss", "test_error_rate"])
+    seed_flags = "" if seeds == [0] else (
+        f" --seed={seeds[0]}" + (f" --num_seeds={len(seeds)}" if len(seeds) > 1 else "")
+    )
     lines = [
         f"# {experiment.title}",
         "",
         f"Paper: {experiment.claim}",
         "",
-        f"Scale: `{scale}`; seed {seed}; total wall time {total_seconds / 60:.1f} min on "
+        f"Scale: `{scale}`; seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}; "
+        f"total wall time {total_seconds / 60:.1f} min on "
         f"{machine_description()} (shared with other jobs, so times are upper bounds); "
-        + (f"training budget {time_budget_s:.0f} s shared equally by the runs (a run stops at "
-           "its share of it or at its step count)." if time_budget_s else "no time budget."),
+        + (f"time budget {time_budget_s:.0f} s shared by the runs (each run gets what is left "
+           "of it divided by the runs still to go, and stops there, at its step count or on "
+           "success)." if time_budget_s else "no time budget."),
         "",
-        f"Reproduce: `rnnzoo-reproduce --experiment={experiment.name} --scale={scale}`",
+        f"Reproduce: `rnnzoo-reproduce --experiment={experiment.name} --scale={scale}{seed_flags}`",
         "",
-        f"| run | ours: {experiment.metric_name} | ours: test loss | paper | steps | wall time (s) |",
-        "|---|---|---|---|---|---|",
+        f"| run | ours: {experiment.metric_name} | ours: test loss | paper | solved | steps | "
+        "wall time (s) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for result in results:
-        metrics = result["metrics"]
-        ours = metrics["test_error_rate"] if result["metric"] == "test_error_rate" else metrics["test_loss"]
+    for group in _rows(results):
+        metrics = [r["metrics"] for r in group]
+        key = "test_error_rate" if group[0]["metric"] == "test_error_rate" else "test_loss"
+        has_criterion = metrics[0].get("success_error_rate") is not None
+        solved = f"{sum(bool(m['success']) for m in metrics)}/{len(metrics)}" if has_criterion else "-"
         lines.append(
-            f"| {result['label']} | {_format(ours)} | {_format(metrics['test_loss'])} | "
-            f"{result['paper']} | {metrics['step']} | {_format(metrics['wall_time_s'])} |"
+            f"| {group[0]['label']} | {_summary([m[key] for m in metrics])} | "
+            f"{_summary([m['test_loss'] for m in metrics])} | {group[0]['paper']} | {solved} | "
+            f"{_summary([m['step'] for m in metrics])} | "
+            f"{_summary([m['wall_time_s'] for m in metrics])} |"
         )
     lines += ["", "![learning curves](curves.png)", ""]
     lines += _gradient_section(results, out_dir)
