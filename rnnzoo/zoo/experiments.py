@@ -22,7 +22,7 @@ from rnnzoo.zoo.training import TrainConfig, train
 
 SCALES = ("small", "paper")
 SMALL_BUDGET_S = 900.0
-"""Total training budget of a small-scale experiment (runs share it equally)."""
+"""Time budget of a small-scale experiment, shared by its runs (see `run_experiment`)."""
 
 
 @dataclasses.dataclass
@@ -88,25 +88,38 @@ def _table_7_3(scale):
     return runs
 
 
+PATHOLOGICAL_PROBLEMS = (
+    ("add", "addition_thesis"), ("mul", "multiplication"), ("xor", "xor"),
+    ("temporal order", "temporal_order"), ("3-bit temporal order", "temporal_order_3bit"),
+    ("random permutation", "random_permutation"), ("5-bit memorization", "memorization_5bit"),
+    ("20-bit memorization", "memorization_20bit"),
+)
+"""Thesis §4.4's pathological problems 1-7 (the temporal order problem in its two variants)."""
+
+
 def _fig_4_1(scale):
     small = scale == "small"
     lengths = (30, 50) if small else (30, 50, 100)
     runs = []
     for seq_len in lengths:
-        for structural in (0.0, 0.3):
-            runs.append(Run(
-                label=f"add T={seq_len} {'structural' if structural else 'Tikhonov only'}",
-                config=TrainConfig(
-                    model="rnn", task="addition", seq_len=seq_len, optimizer="hf",
-                    hf_structural_damping=structural,
-                    hf_max_cg_iterations=60 if small else 250,
-                    batch_size=500 if small else 1000, train_steps=400 if small else 50_000,
-                    eval_every=10, test_size=1000 if small else 10_000,
-                ),
-                options={"units": 50 if small else 100},
-                paper=("fewer minibatches and failures" if structural
-                       else "more failures as T grows"),
-            ))
+        for label, task in PATHOLOGICAL_PROBLEMS:
+            # Thesis §4.4: lambda_0 = 0.1 with structural damping mu = 1/30, else 0.3.
+            for structural, damping in ((0.0, 0.3), (1.0 / 30, 0.1)):
+                runs.append(Run(
+                    label=f"{label} T={seq_len} {'structural' if structural else 'Tikhonov only'}",
+                    config=TrainConfig(
+                        model="rnn", task=task, seq_len=seq_len, optimizer="hf",
+                        hf_damping=damping, hf_structural_damping=structural,
+                        hf_curvature_fraction=0.1,
+                        hf_max_cg_iterations=60 if small else 300,
+                        batch_size=1000 if small else 10_000,
+                        train_steps=400 if small else 5000,
+                        eval_every=10, test_size=1000 if small else 10_000,
+                    ),
+                    options={"units": 50 if small else 100},
+                    paper=("fewer minibatches, fewer failures" if structural
+                           else "more failures as T grows"),
+                ))
     return runs
 
 
@@ -180,9 +193,9 @@ def _layerwise_adding(scale):
                 label=f"{layers} layer{'s' if layers > 1 else ''} "
                       f"{'layer-wise' if model == 'layerwise_lstm' else 'random'}",
                 config=TrainConfig(
-                    model=model, task="addition_layerwise", seq_len=100 if small else 200,
+                    model=model, task="addition_layerwise", seq_len=50 if small else 200,
                     optimizer="adam", learning_rate=1e-3, clip_norm=5.0, batch_size=50,
-                    train_steps=1500 if small else 20_000, eval_every=250 if small else 1000,
+                    train_steps=6000 if small else 20_000, eval_every=250 if small else 1000,
                     test_size=1000 if small else 10_000, early_stop=False,
                 ),
                 options={"units": 32 if small else 256, "layers": layers, "init_scale": 0.05,
@@ -201,7 +214,8 @@ def _layerwise_digits(scale):
                 label=f"{layers} layer{'s' if layers > 1 else ''} "
                       f"{'layer-wise' if model == 'layerwise_lstm' else 'random'}",
                 config=TrainConfig(
-                    model=model, task="digits", optimizer="adam", learning_rate=3e-3,
+                    model=model, task="digits", task_options={"binarize": True},
+                    optimizer="adam", learning_rate=3e-3,
                     clip_norm=5.0, batch_size=50, train_steps=1500 if small else 10_000,
                     eval_every=100, early_stop=False,
                 ),
@@ -255,12 +269,12 @@ EXPERIMENTS = {e.name: e for e in [
         "Structural damping lets HF solve the pathological problems with fewer minibatches and "
         "far fewer failures as T grows (fig. 4.1; no table).",
         _fig_4_1,
-        differences="small: addition only, T=30/50, 50 tanh units, batches of 500, at most 400 "
-                    "HF iterations (CG capped at 60), 1 seed; the paper runs up to 50,000 "
-                    "minibatches of 1,000 on every problem. Both scales use the fixed-length "
-                    "addition problem (longer-rnns §5.1: T steps, target u_I + u_J) instead of "
-                    "the thesis's variable T' ~ i[T, 11T/10] with target (u_I + u_J)/2: "
-                    "Keras's SimpleRNN needs a static length for HF's forward-mode products.",
+        differences="small: T=30/50, 50 tanh units, HF iterations on 1,000 sequences "
+                    "(curvature on 100), CG capped at 60 steps, at most 400 iterations within the "
+                    "time budget, 1 seed, 1,000 test sequences; the paper: 100 units, T = 30 to "
+                    "200, gradients on 10,000 sequences (curvature on 1,000), CG capped at 300, "
+                    "up to 50,000 minibatches, several seeds. Variable-length problems are fed "
+                    "padded to 11T/10 steps and masked (rnnzoo.data's padded datasets).",
     ),
     Experiment(
         "longer_rnns_resrnn", "Longer-rnns fig. 7-8: resRNN vs iRNN",
@@ -283,16 +297,17 @@ EXPERIMENTS = {e.name: e for e in [
         "layerwise_adding", "Layer-wise table 1: random vs layer-wise LSTMs on adding",
         "Layer-wise pretraining lowers the error (|error| > 0.04) for 1-3 layers at T=200.",
         _layerwise_adding,
-        differences="small: T=100, 32 units, 1,500 fine-tuning steps of 50 sequences, 200 "
-                    "pretraining batches per layer, U[-0.05, 0.05] (U[-0.003, 0.003] barely "
+        differences="small: T=50, 32 units, at most 6,000 fine-tuning steps of 50 sequences "
+                    "within the time budget, 200 pretraining batches per layer, U[-0.05, 0.05] (U[-0.003, 0.003] barely "
                     "moves in so few steps); the paper: T=200, 100,000 training sequences.",
     ),
     Experiment(
         "layerwise_digits", "Layer-wise table 2 protocol on the 8x8 digits",
         "Layer-wise pretraining lowers the test error for 1-3 layers (MNIST, 256 units).",
         _layerwise_digits,
-        differences="the 8x8 digits (1,437 train / 360 test images) replace MNIST, 64 units, "
-                    "1,500 steps; one pretraining epoch is 28 batches.",
+        differences="the 8x8 digits (1,437 train / 360 test images, binarised at half "
+                    "intensity as the paper binarises MNIST) replace MNIST, 64 units, 1,500 "
+                    "steps; one pretraining epoch is 28 batches.",
     ),
     Experiment(
         "thesis_table_7_2_small", "Thesis table 7.2 (small): deep autoencoder, NAG vs momentum vs HF",
@@ -318,9 +333,18 @@ def get_experiment(name):
     return EXPERIMENTS[name]
 
 
-def run_experiment(name, scale="small", output_dir="reproduce", work_dir=None, seed=0,
+def run_experiment(name, scale="small", output_dir="reproduce", work_dir=None, seeds=(0,),
                    verbose=2, time_budget_s=None):
-    """Trains every run of experiment `name` and writes `report.md`, `curves.png`, `results.json`.
+    """Trains every run of experiment `name` once per seed and writes `report.md`,
+    `curves.png` and `results.json` (see `rnnzoo.zoo.report`).
+
+    Args:
+        seeds: the seeds of every run (data and weights); the report gives each
+            row's mean, range and success count over them.
+        time_budget_s: shared by all runs and seeds (default: `SMALL_BUDGET_S`
+            for `small`, none for `paper`); each run gets what is left of it
+            divided by the runs still to go, so a run that stops early (on
+            success or at its step count) leaves its time to the later ones.
 
     Returns:
         The path of the markdown report.
@@ -328,31 +352,35 @@ def run_experiment(name, scale="small", output_dir="reproduce", work_dir=None, s
     experiment = get_experiment(name)
     if scale not in SCALES:
         raise ValueError(f"Unknown scale {scale!r}; choose one of: {', '.join(SCALES)}.")
-    runs = experiment.runs(scale)
+    seeds = tuple(seeds)
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ValueError(f"seeds={seeds!r} must be distinct non-negative integers, e.g. (0, 1, 2).")
+    jobs = [(index, run, seed) for index, run in enumerate(experiment.runs(scale)) for seed in seeds]
     out = os.path.join(output_dir, name)
     work_dir = work_dir or os.path.join(out, "runs")
     os.makedirs(out, exist_ok=True)
     if time_budget_s is None:
         time_budget_s = SMALL_BUDGET_S if scale == "small" else 0.0
-    budget = time_budget_s / len(runs)
     started = time.monotonic()
     results = []
-    for index, run in enumerate(runs):
+    for done, (index, run, seed) in enumerate(jobs):
+        left = time_budget_s - (time.monotonic() - started)
+        budget = max(left, 1.0) / (len(jobs) - done) if time_budget_s else 0.0
         config = dataclasses.replace(
             run.config, seed=seed, max_seconds=budget, verbose=verbose,
-            model_dir=os.path.join(work_dir, f"{index:02d}"),
+            model_dir=os.path.join(work_dir, f"{index:02d}_seed{seed}"),
         )
-        print(f"[{name}] {run.label}", flush=True)
+        print(f"[{name}] {run.label} (seed {seed})", flush=True)
         metrics = train(config, **run.options)
-        results.append({"label": run.label, "paper": run.paper, "metric": run.metric,
-                        "config": dataclasses.asdict(config), "options": run.options,
-                        "metrics": metrics})
+        results.append({"label": run.label, "seed": seed, "paper": run.paper,
+                        "metric": run.metric, "config": dataclasses.asdict(config),
+                        "options": run.options, "metrics": metrics})
     total = time.monotonic() - started
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     from rnnzoo.zoo.report import write_report
 
-    return write_report(experiment, scale, seed, results, total, out, time_budget_s)
+    return write_report(experiment, scale, results, total, out, time_budget_s)
 
 
 def machine_description():
