@@ -78,6 +78,8 @@ def test_train_writes_metrics_and_resumes_where_it_stopped(tmp_path):
     evaluated = evaluate_checkpoint(model_dir)
     assert evaluated["test_loss"] == pytest.approx(saved["test_loss"], rel=1e-5)
     assert evaluated["test_error_rate"] == saved["test_error_rate"]
+    with pytest.raises(ValueError, match=r"inputs of shape \(None, 12, 2\).*seq_len=24 gives"):
+        evaluate_checkpoint(model_dir, seq_len=24)
 
     weights_before = keras.saving.load_model(os.path.join(model_dir, "model.keras")).get_weights()
     same = train(config, units=8)  # already at train_steps: nothing to do

@@ -457,6 +457,13 @@ def evaluate_checkpoint(model_dir, task=None, seq_len=None, test_size=None, seed
     config = resolve_task(config)
     _, built = build_run(config, **state.get("extra", {}).get("model_config", {}))
     model = checkpointer.load_model()
+    if model.input_shape != built.model.input_shape:
+        raise ValueError(
+            f"The model in {model_dir!r} takes inputs of shape {model.input_shape} (trained "
+            f"with task={saved['task']!r}, seq_len={saved['seq_len']!r}), but task="
+            f"{config.task!r} with seq_len={config.seq_len!r} gives {built.model.input_shape}; "
+            "evaluate at the training seq_len (zoo models have a fixed input length)."
+        )
     result = evaluate(model, built.loss, built.test_dataset, built.error_rate,
                       built.success_error_rate)
     return {
