@@ -230,6 +230,10 @@ def test_layerwise_lstm_run_records_pretraining(tmp_path):
                     units=8, layers=2, pretrain_steps=3)
     layers = metrics["pretraining"]["layers"]
     assert [(s["layer"], s["steps"]) for s in layers] == [(1, 3), (2, 3)]
+    # The run's clock counts the pretraining too.
+    pretraining_seconds = metrics["pretraining"]["wall_time_s"]
+    assert 0 < pretraining_seconds <= metrics["wall_time_s"]
+    assert metrics["history"][0]["wall_time_s"] >= pretraining_seconds
 
 
 def test_deep_autoencoder_reports_training_squared_error(tmp_path):

@@ -70,8 +70,10 @@ class TrainConfig:
         early_stop: stop once the paper's success criterion holds on the test set.
         gradient_steps: steps at which to record gradient propagation
             (`rnnzoo.zoo.gradient_propagation`); empty: never.
-        max_seconds: wall-clock budget of this invocation (0: none); the run
-            stops after the step that exceeds it (and can be resumed).
+        max_seconds: wall-clock budget of this invocation (0: none), counted
+            from the start of `train` (model building and layer-wise
+            pretraining included); the run stops after the step that exceeds
+            it (and can be resumed).
         verbose: Keras progress bar (1), one line per round (2) or silent (0).
     """
 
@@ -266,7 +268,7 @@ class _RoundEnd(keras.callbacks.Callback):
 class _Run:
     """State of one `train` call (step, clock, history)."""
 
-    def __init__(self, config, built, model, checkpointer, state):
+    def __init__(self, config, built, model, checkpointer, state, start):
         self.config = config
         self.built = built
         self.model = model
@@ -275,7 +277,7 @@ class _Run:
         self.previous_seconds = state.get("wall_time_s", 0.0)
         self.history = state.get("history", [])
         self.extra = state.get("extra", {})
-        self.start = time.monotonic()
+        self.start = start
         self.last_train_loss = None
         self.metrics = None
         self.writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "tensorboard"))
@@ -373,6 +375,7 @@ def train(config, callbacks=(), **model_options):
         The contents of `metrics.json`: `step`, `wall_time_s`, `test_loss`,
         `test_error_rate`, `success`, `history` and the run description.
     """
+    start = time.monotonic()
     check_config(config)
     config = resolve_task(config)
     checkpointer = Checkpointer(config.model_dir)
@@ -390,9 +393,15 @@ def train(config, callbacks=(), **model_options):
         state = {"extra": {"model_config": dataclasses.asdict(family_config)}}
         model = built.model
         if built.pretrain is not None:
+            pretraining_started = time.monotonic()
             state["extra"]["pretraining"] = built.pretrain(model, config)
+            state["extra"]["pretraining"]["wall_time_s"] = round(
+                time.monotonic() - pretraining_started, 3
+            )
         model.compile(optimizer=make_optimizer(config), loss=built.loss)
-    run = _Run(config, built, model, checkpointer, state)
+    # The clock (wall_time_s, max_seconds) counts this invocation from its start,
+    # model building and layer-wise pretraining included.
+    run = _Run(config, built, model, checkpointer, state, start)
     if built.description and config.verbose:
         print(built.description, flush=True)
     dataset = built.train_dataset
