@@ -89,6 +89,24 @@ def test_several_seeds_give_mean_range_and_success_count(tmp_path, monkeypatch):
         experiments.run_experiment("tiny", output_dir=str(tmp_path), seeds=(1, 1))
 
 
+def test_runs_with_panels_are_drawn_one_panel_each(tmp_path, monkeypatch):
+    import matplotlib.image
+
+    def runs(scale):
+        config = TrainConfig(model="irnn", task="addition", seq_len=6, batch_size=8,
+                             test_size=40, eval_every=2, train_steps=2, early_stop=False)
+        return [experiments.Run(f"T=6 {name}", config, {"units": 3}, "0.5", panel=panel)
+                for panel, name in (("T=6", "a"), ("T=6", "b"), ("T=7", "a"))]
+
+    tiny = experiments.Experiment("tiny", "Tiny", "claim", runs, differences="tiny.")
+    monkeypatch.setitem(experiments.EXPERIMENTS, "tiny", tiny)
+    experiments.run_experiment("tiny", output_dir=str(tmp_path), verbose=0)
+    results = json.loads((tmp_path / "tiny" / "results.json").read_text())
+    assert [r["panel"] for r in results] == ["T=6", "T=6", "T=7"]
+    height, width, _ = matplotlib.image.imread(tmp_path / "tiny" / "curves.png").shape
+    assert (width, height) == (round(2 * 3.8 * 90), round(2.9 * 90)), "two panels side by side"
+
+
 def test_cli_lists_experiments(capsys):
     from rnnzoo.cli import reproduce
 

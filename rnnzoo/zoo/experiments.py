@@ -35,6 +35,9 @@ class Run:
     paper: str = ""
     """The paper's number (or claim) for this row."""
     metric: str = "test_error_rate"
+    panel: str = ""
+    """The figure panel the run is drawn in (e.g. its problem and length), with
+    the runs it is compared with; the label's remainder names its curve."""
 
 
 @dataclasses.dataclass
@@ -84,6 +87,7 @@ def _table_7_3(scale):
                 ),
                 options={"units": 100},
                 paper=paper[optimizer],
+                panel=label,
             ))
     return runs
 
@@ -119,6 +123,7 @@ def _fig_4_1(scale):
                     options={"units": 50 if small else 100},
                     paper=("fewer minibatches, fewer failures" if structural
                            else "more failures as T grows"),
+                    panel=f"{label} T={seq_len}",
                 ))
     return runs
 
@@ -147,6 +152,7 @@ def _longer_rnns_resrnn(scale):
                 options={"units": 100},
                 paper="learns faster" if model == "resrnn" else "slower (long plateau)",
                 metric="test_loss",
+                panel=label,
             ))
     return runs
 
@@ -201,6 +207,7 @@ def _layerwise_adding(scale):
                 options={"units": 32 if small else 256, "layers": layers, "init_scale": 0.05,
                          "pretrain_steps": 200 if small else 0},
                 paper=_TABLE_1[(layers, model)],
+                panel=f"{layers} layer{'s' if layers > 1 else ''}",
             ))
     return runs
 
@@ -221,6 +228,7 @@ def _layerwise_digits(scale):
                 ),
                 options={"units": 64 if small else 256, "layers": layers, "init_scale": 0.003},
                 paper=_TABLE_2[(layers, model)] + " (MNIST)",
+                panel=f"{layers} layer{'s' if layers > 1 else ''}",
             ))
     return runs
 
@@ -372,8 +380,9 @@ def run_experiment(name, scale="small", output_dir="reproduce", work_dir=None, s
         )
         print(f"[{name}] {run.label} (seed {seed})", flush=True)
         metrics = train(config, **run.options)
-        results.append({"label": run.label, "seed": seed, "paper": run.paper,
-                        "metric": run.metric, "config": dataclasses.asdict(config),
+        results.append({"label": run.label, "panel": run.panel, "seed": seed,
+                        "paper": run.paper, "metric": run.metric,
+                        "config": dataclasses.asdict(config),
                         "options": run.options, "metrics": metrics})
     total = time.monotonic() - started
     with open(os.path.join(out, "results.json"), "w") as f:

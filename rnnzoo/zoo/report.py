@@ -33,6 +33,52 @@ def plot_curves(results, path, metric_names):
     plt.close(figure)
 
 
+_METRIC_NAMES = {"test_loss": "test loss", "test_error_rate": "test error rate"}
+
+
+def plot_panels(results, path):
+    """A grid with one panel per `panel` key, each comparing its runs on their metric.
+
+    A curve is named by the run's label without the panel's name (e.g. panel
+    "add T=30", curves "structural" and "Tikhonov only") and keeps its colour
+    in every panel; a dashed line marks the paper's success criterion.
+    """
+    several = len({r.get("seed") for r in results}) > 1
+    panels = {}
+    for result in results:
+        panels.setdefault(result["panel"], []).append(result)
+    series = {}
+    columns = min(4, len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.8 * columns, 2.9 * rows),
+                                squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for axis, (panel, group) in zip(axes.flat, panels.items()):
+        for result in group:
+            name = result["label"].removeprefix(panel).strip() or result["label"]
+            colour = series.setdefault(name, colours[len(series) % len(colours)])
+            history = result["metrics"]["history"]
+            metric = result["metric"]
+            axis.plot([h["step"] for h in history], [h[metric] for h in history], marker=".",
+                      color=colour,
+                      label=f"{name} (seed {result['seed']})" if several else name)
+            axis.set_ylabel(_METRIC_NAMES.get(metric, metric))
+            if metric == "test_loss":
+                axis.set_yscale("log")
+        criterion = group[0]["metrics"].get("success_error_rate")
+        if group[0]["metric"] == "test_error_rate" and criterion is not None:
+            axis.axhline(criterion, color="grey", linestyle="--", linewidth=0.8)
+        axis.set_title(panel, fontsize=10)
+        axis.set_xlabel("training step")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    for axis in axes.flat[len(panels):]:
+        axis.set_visible(False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
 def _format(value):
     if value is None:
         return "-"
@@ -64,11 +110,18 @@ def write_report(experiment, scale, results, total_seconds, out_dir, time_budget
 
     A row per run: with several seeds, each number is `mean (min-max)` over
     them and `solved` counts the seeds that met the paper's success criterion.
+    `curves.png` has a panel per run `panel` when every run has one (each
+    comparing its runs on their metric), else test loss and error rate panels
+    with every run.
     """
     from rnnzoo.zoo.experiments import machine_description
 
     seeds = sorted({r["seed"] for r in results})
-    plot_curves(results, os.path.join(out_dir, "curves.png"), ["test_loss", "test_error_rate"])
+    curves = os.path.join(out_dir, "curves.png")
+    if all(r.get("panel") for r in results):
+        plot_panels(results, curves)
+    else:
+        plot_curves(results, curves, ["test_loss", "test_error_rate"])
     seed_flags = "" if seeds == [0] else (
         f" --seed={seeds[0]}" + (f" --num_seeds={len(seeds)}" if len(seeds) > 1 else "")
     )
