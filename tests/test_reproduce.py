@@ -34,6 +34,15 @@ def test_thesis_schedule_is_scaled_from_50000_steps():
     assert values == (3e-5, 3e-4, 3e-3, 1e-3, 1e-4)
 
 
+def test_table_7_3_lowers_the_memorization_learning_rate_to_1e_5_after_1500_iterations():
+    for run in experiments.get_experiment("thesis_table_7_3").runs("paper"):
+        memorization = run.config.task.startswith("memorization")
+        assert run.config.lr_values[-1] == (1e-5 if memorization else 1e-4), run.label
+        if memorization:
+            assert run.config.lr_boundaries == (1500,)
+            assert run.config.train_steps == 50_000
+
+
 def test_run_experiment_writes_report_curves_and_results(tmp_path, monkeypatch):
     def runs(scale):
         base = dict(task="addition", seq_len=8, batch_size=8, test_size=50, eval_every=3,
