@@ -27,7 +27,7 @@ test-slow: $(INSTALLED)
 bench: $(INSTALLED)
 	$(PY) benchmarks/layers.py --output benchmarks/results/layers.json
 
-# Every experiment of rnnzoo-reproduce at --scale=small (about 15 minutes each on 2 cores).
+# Every experiment of rnnzoo-reproduce at --scale=small (at most about 15 minutes each on 2 cores).
 reproduce-small: $(INSTALLED)
 	for e in $$($(VENV)/bin/rnnzoo-reproduce --list | cut -d: -f1); do \
 		$(VENV)/bin/rnnzoo-reproduce --experiment=$$e --scale=small --output_dir=reproduce || exit 1; \
