@@ -205,47 +205,51 @@ _TABLE_2 = {(1, "deep_lstm"): "0.89%", (1, "layerwise_lstm"): "0.76%",
             (3, "deep_lstm"): "0.80%", (3, "layerwise_lstm"): "0.60%"}
 
 
-def _layerwise_adding(scale):
-    small = scale == "small"
+def _layerwise_runs(config, options, papers):
+    """Random vs layer-wise rows for 1-3 layers, one panel per depth.
+
+    `config(model)` gives the run's `TrainConfig`, `options(layers)` its model
+    options, `papers[(layers, model)]` the paper's number.
+    """
     runs = []
     for layers in (1, 2, 3):
+        depth = f"{layers} layer{'s' if layers > 1 else ''}"
         for model in ("deep_lstm", "layerwise_lstm"):
             runs.append(Run(
-                label=f"{layers} layer{'s' if layers > 1 else ''} "
-                      f"{'layer-wise' if model == 'layerwise_lstm' else 'random'}",
-                config=TrainConfig(
-                    model=model, task="addition_layerwise", seq_len=50 if small else 200,
-                    optimizer="adam", learning_rate=1e-3, clip_norm=5.0, batch_size=50,
-                    train_steps=6000 if small else 20_000, eval_every=250 if small else 1000,
-                    test_size=1000 if small else 10_000, early_stop=False,
-                ),
-                options={"units": 32 if small else 256, "layers": layers, "init_scale": 0.05,
-                         "pretrain_steps": 200 if small else 0},
-                paper=_TABLE_1[(layers, model)],
-                panel=f"{layers} layer{'s' if layers > 1 else ''}",
+                label=f"{depth} {'layer-wise' if model == 'layerwise_lstm' else 'random'}",
+                config=config(model), options=options(layers),
+                paper=papers[(layers, model)], panel=depth,
             ))
     return runs
+
+
+def _layerwise_adding(scale):
+    small = scale == "small"
+    return _layerwise_runs(
+        lambda model: TrainConfig(
+            model=model, task="addition_layerwise", seq_len=50 if small else 200,
+            optimizer="adam", learning_rate=1e-3, clip_norm=5.0, batch_size=50,
+            train_steps=6000 if small else 20_000, eval_every=250 if small else 1000,
+            test_size=1000 if small else 10_000, early_stop=False,
+        ),
+        lambda layers: {"units": 32 if small else 256, "layers": layers, "init_scale": 0.05,
+                        "pretrain_steps": 200 if small else 0},
+        _TABLE_1,
+    )
 
 
 def _layerwise_digits(scale):
     small = scale == "small"
-    runs = []
-    for layers in (1, 2, 3):
-        for model in ("deep_lstm", "layerwise_lstm"):
-            runs.append(Run(
-                label=f"{layers} layer{'s' if layers > 1 else ''} "
-                      f"{'layer-wise' if model == 'layerwise_lstm' else 'random'}",
-                config=TrainConfig(
-                    model=model, task="digits", task_options={"binarize": True},
-                    optimizer="adam", learning_rate=3e-3,
-                    clip_norm=5.0, batch_size=50, train_steps=1500 if small else 10_000,
-                    eval_every=100, early_stop=False,
-                ),
-                options={"units": 64 if small else 256, "layers": layers, "init_scale": 0.003},
-                paper=_TABLE_2[(layers, model)] + " (MNIST)",
-                panel=f"{layers} layer{'s' if layers > 1 else ''}",
-            ))
-    return runs
+    return _layerwise_runs(
+        lambda model: TrainConfig(
+            model=model, task="digits", task_options={"binarize": True},
+            optimizer="adam", learning_rate=3e-3,
+            clip_norm=5.0, batch_size=50, train_steps=1500 if small else 10_000,
+            eval_every=100, early_stop=False,
+        ),
+        lambda layers: {"units": 64 if small else 256, "layers": layers, "init_scale": 0.003},
+        {key: f"{value} (MNIST)" for key, value in _TABLE_2.items()},
+    )
 
 
 def _table_7_2_small(scale):

@@ -10,6 +10,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def _plot_history(axis, result, metric, name, several_seeds, **style):
+    """One run's `metric` over its evaluation history, labelled `name` (and its seed)."""
+    history = result["metrics"]["history"]
+    axis.plot([h["step"] for h in history], [h[metric] for h in history], marker=".",
+              label=f"{name} (seed {result['seed']})" if several_seeds else name, **style)
+
+
 def plot_curves(results, path, metric_names):
     """One panel per metric (test loss, test error rate) with one curve per run and seed."""
     several = len({r.get("seed") for r in results}) > 1
@@ -17,11 +24,7 @@ def plot_curves(results, path, metric_names):
     axes = axes if len(metric_names) > 1 else [axes]
     for axis, metric in zip(axes, metric_names):
         for result in results:
-            history = result["metrics"]["history"]
-            steps = [h["step"] for h in history]
-            values = [h[metric] for h in history]
-            label = f"{result['label']} (seed {result['seed']})" if several else result["label"]
-            axis.plot(steps, values, marker=".", label=label)
+            _plot_history(axis, result, metric, result["label"], several)
         axis.set_xlabel("training step")
         axis.set_ylabel(metric)
         if metric == "test_loss":
@@ -54,19 +57,16 @@ def plot_panels(results, path):
                                 squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for axis, (panel, group) in zip(axes.flat, panels.items()):
+        metric = group[0]["metric"]
         for result in group:
             name = result["label"].removeprefix(panel).strip() or result["label"]
             colour = series.setdefault(name, colours[len(series) % len(colours)])
-            history = result["metrics"]["history"]
-            metric = result["metric"]
-            axis.plot([h["step"] for h in history], [h[metric] for h in history], marker=".",
-                      color=colour,
-                      label=f"{name} (seed {result['seed']})" if several else name)
-            axis.set_ylabel(_METRIC_NAMES.get(metric, metric))
-            if metric == "test_loss":
-                axis.set_yscale("log")
+            _plot_history(axis, result, metric, name, several, color=colour)
+        axis.set_ylabel(_METRIC_NAMES.get(metric, metric))
+        if metric == "test_loss":
+            axis.set_yscale("log")
         criterion = group[0]["metrics"].get("success_error_rate")
-        if group[0]["metric"] == "test_error_rate" and criterion is not None:
+        if metric == "test_error_rate" and criterion is not None:
             axis.axhline(criterion, color="grey", linestyle="--", linewidth=0.8)
         axis.set_title(panel, fontsize=10)
         axis.set_xlabel("training step")
