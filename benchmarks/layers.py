@@ -12,7 +12,6 @@ ratio to the LSTM of the same round and compilation mode.
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -23,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from output import write_json  # noqa: E402  (benchmarks/output.py)
 
 from rnnzoo.layers import MRNN, ResRNN, TensorRNN  # noqa: E402
 
@@ -87,6 +87,26 @@ def sequences_per_second(model, dataset, batch_size, steps):
     return steps * batch_size / (timer.times[-1] - timer.times[WARMUP_STEPS - 1])
 
 
+def interleaved_throughput(models, dataset, batch_size, steps, rounds, describe=str):
+    """`{key: [sequences/s per round]}`: every model measured once per round, in turn.
+
+    Interleaving spreads slow phases of a shared machine over all models.
+    """
+    samples = {key: [] for key in models}
+    for round_index in range(rounds):
+        for key, model in models.items():
+            samples[key].append(sequences_per_second(model, dataset, batch_size, steps))
+            print(f"round {round_index + 1}/{rounds} {describe(key)}: "
+                  f"{samples[key][-1]:.0f} sequences/s", flush=True)
+    return samples
+
+
+def machine():
+    """The machine and stack a measurement ran on."""
+    return {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+            "tensorflow": tf.__version__, "keras": keras.__version__}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seq_len", type=int, default=100)
@@ -109,12 +129,8 @@ def main():
         for jit in (False, True)
         for name in FACTORIES
     }
-    samples = {key: [] for key in models}
-    for round_index in range(args.rounds):
-        for key, model in models.items():
-            samples[key].append(sequences_per_second(model, dataset, args.batch_size, args.steps))
-            print(f"round {round_index + 1}/{args.rounds} {key[0]} jit={key[1]}: "
-                  f"{samples[key][-1]:.0f} sequences/s", flush=True)
+    samples = interleaved_throughput(models, dataset, args.batch_size, args.steps, args.rounds,
+                                     describe=lambda key: f"{key[0]} jit={key[1]}")
 
     results = []
     for (name, jit), values in samples.items():
@@ -138,17 +154,12 @@ def main():
         "features": FEATURES,
         "timed_steps": args.steps,
         "rounds": args.rounds,
-        "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-                    "tensorflow": tf.__version__, "keras": keras.__version__},
+        "machine": machine(),
         "target": "rnnzoo.MRNN ratio_to_lstm >= 1.0",
         "results": results,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
+    write_json(report, args.output)
     if args.output:
-        os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
-        with open(args.output, "w") as f:
-            f.write(text + "\n")
         plot(report, os.path.splitext(args.output)[0] + ".png")
 
 

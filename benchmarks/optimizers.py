@@ -27,7 +27,6 @@ Timings are medians of interleaved repetitions (other jobs share the CPU).
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -38,6 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from output import write_json  # noqa: E402  (benchmarks/output.py)
 
 import rnnzoo  # noqa: E402
 from rnnzoo.data import get_task  # noqa: E402
@@ -331,12 +331,7 @@ def main():
         }
         if args.output:
             plot_addition(result["addition_t30"], os.path.splitext(args.output)[0] + "_addition.png")
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
-        with open(args.output, "w") as f:
-            f.write(text + "\n")
+    write_json(result, args.output)
 
 
 if __name__ == "__main__":

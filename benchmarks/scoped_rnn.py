@@ -11,9 +11,7 @@ throughput and the median ratio to the iRNN of the same round are reported.
 """
 
 import argparse
-import json
 import os
-import platform
 import statistics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -21,18 +19,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from layers import interleaved_throughput, machine  # noqa: E402  (benchmarks/layers.py)
+from output import write_json  # noqa: E402  (benchmarks/output.py)
 
-from layers import sequences_per_second  # noqa: E402  (benchmarks/layers.py)
 from rnnzoo.layers import ScopedRNN  # noqa: E402
 
+ANCHOR = "keras.SimpleRNN (iRNN)"
 
-def factories(units, seq_len, scopes):
-    made = {"keras.SimpleRNN (iRNN)": lambda: keras.layers.SimpleRNN(
-        units, activation="relu", recurrent_initializer="identity")}
+
+def recurrent_layers(units, seq_len, scopes):
+    """`{name: layer}`: the anchor iRNN, then a VL-iRNN per number of scopes."""
+    layers = {ANCHOR: keras.layers.SimpleRNN(units, activation="relu",
+                                             recurrent_initializer="identity")}
     for k in scopes:
-        made[f"rnnzoo.ScopedRNN(num_scopes={k})"] = lambda k=k: ScopedRNN(
+        layers[f"rnnzoo.ScopedRNN(num_scopes={k})"] = ScopedRNN(
             units, num_scopes=k, scope_length=-(-seq_len // k))
-    return made
+    return layers
 
 
 def main():
@@ -52,44 +54,32 @@ def main():
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(args.batch_size).cache().repeat()
 
     models = {}
-    for name, make in factories(args.units, args.seq_len, (1, 10)).items():
-        model = keras.Sequential([keras.Input((args.seq_len, 2)), make(), keras.layers.Dense(1)])
+    for name, layer in recurrent_layers(args.units, args.seq_len, (1, 10)).items():
+        model = keras.Sequential([keras.Input((args.seq_len, 2)), layer, keras.layers.Dense(1)])
         model.compile(keras.optimizers.SGD(1e-3, momentum=0.9), "mse")
         models[name] = model
-    anchor = next(iter(models))
-    samples = {name: [] for name in models}
-    for round_index in range(args.rounds):
-        for name, model in models.items():
-            samples[name].append(sequences_per_second(model, dataset, args.batch_size, args.steps))
-            print(f"round {round_index + 1}/{args.rounds} {name}: {samples[name][-1]:.0f} "
-                  "sequences/s", flush=True)
+    samples = interleaved_throughput(models, dataset, args.batch_size, args.steps, args.rounds)
 
     report = {
         "benchmark": "VL-iRNN training throughput",
-        "anchor": f"{anchor}, same width, same run",
+        "anchor": f"{ANCHOR}, same width, same run",
         "seq_len": args.seq_len,
         "batch_size": args.batch_size,
         "units": args.units,
         "timed_steps": args.steps,
         "rounds": args.rounds,
-        "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-                    "tensorflow": tf.__version__, "keras": keras.__version__},
+        "machine": machine(),
         "results": [
             {
                 "layer": name,
                 "sequences_per_second": round(statistics.median(values), 1),
                 "ratio_to_irnn": round(statistics.median(
-                    [v / a for v, a in zip(values, samples[anchor])]), 3),
+                    [v / a for v, a in zip(values, samples[ANCHOR])]), 3),
             }
             for name, values in samples.items()
         ],
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
-        with open(args.output, "w") as f:
-            f.write(text + "\n")
+    write_json(report, args.output)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 import requests  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
+from output import write_json  # noqa: E402  (benchmarks/output.py)
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
 
 from rnnzoo.serving import Client  # noqa: E402
@@ -256,12 +257,7 @@ def main(argv):
             report["char_lm_generate"] = run_matrix(_GENERATE_MODEL.value, "char_lm", "generate", inputs, batching_file)
         else:
             report["char_lm_generate"] = "not measured: pass --generate_model_base_path=<char-LM export>"
-    text = json.dumps(report, indent=1)
-    print(text)
-    if _OUTPUT.value:
-        os.makedirs(os.path.dirname(_OUTPUT.value) or ".", exist_ok=True)
-        with open(_OUTPUT.value, "w") as f:
-            f.write(text + "\n")
+    write_json(report, _OUTPUT.value, indent=1)
 
 
 if __name__ == "__main__":
