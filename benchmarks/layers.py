@@ -13,7 +13,6 @@ ratio to the LSTM of the same round and compilation mode.
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
@@ -25,6 +24,7 @@ import tensorflow as tf  # noqa: E402
 from output import write_json  # noqa: E402  (benchmarks/output.py)
 
 from rnnzoo.layers import MRNN, ResRNN, TensorRNN  # noqa: E402
+from rnnzoo.machine import machine_description  # noqa: E402
 
 FEATURES = 32
 ANCHOR_UNITS = 128
@@ -101,12 +101,6 @@ def interleaved_throughput(models, dataset, batch_size, steps, rounds, describe=
     return samples
 
 
-def machine():
-    """The machine and stack a measurement ran on."""
-    return {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-            "tensorflow": tf.__version__, "keras": keras.__version__}
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seq_len", type=int, default=100)
@@ -154,7 +148,7 @@ def main():
         "features": FEATURES,
         "timed_steps": args.steps,
         "rounds": args.rounds,
-        "machine": machine(),
+        "machine": machine_description(),
         "target": "rnnzoo.MRNN ratio_to_lstm >= 1.0",
         "results": results,
     }

@@ -28,7 +28,6 @@ Timings are medians of interleaved repetitions (other jobs share the CPU).
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
@@ -42,6 +41,7 @@ from output import write_json  # noqa: E402  (benchmarks/output.py)
 import rnnzoo  # noqa: E402
 from rnnzoo.data import get_task  # noqa: E402
 from rnnzoo.initializers import Sparse, SpectralRadius  # noqa: E402
+from rnnzoo.machine import machine_description  # noqa: E402
 from rnnzoo.optimizers import NAG, HessianFree, gauss_newton_product, schedules  # noqa: E402
 
 UNITS = 100
@@ -213,12 +213,13 @@ class _SolveMonitor(keras.callbacks.Callback):
         self.solved_at = None
 
     def on_epoch_end(self, epoch, logs=None):
-        error = self.task.error_rate(self.y_test, self.model.predict(self.x_test, verbose=0))
+        predictions = self.model.predict(self.x_test, verbose=0)
+        error = self.task.error_rate(self.y_test, predictions)
         elapsed = time.perf_counter() - self.started
         steps = int(self.model.optimizer.iterations.numpy())
         self.curve.append({"steps": steps, "seconds": round(elapsed, 1),
                            "test_error": error, "loss": float(logs["loss"])})
-        if error < self.task.success_error_rate:
+        if self.task.succeeded(self.y_test, predictions):
             self.solved_at = self.curve[-1]
             self.model.stop_training = True
         elif elapsed > self.budget:
@@ -299,8 +300,7 @@ def main():
 
     result = {
         "benchmark": "optimizers",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "tensorflow": tf.__version__, "keras": keras.__version__},
+        "machine": machine_description(),
     }
     if "gauss_newton" in parts:
         result["gauss_newton_product"] = [

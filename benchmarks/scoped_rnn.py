@@ -19,10 +19,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from layers import interleaved_throughput, machine  # noqa: E402  (benchmarks/layers.py)
+from layers import interleaved_throughput  # noqa: E402  (benchmarks/layers.py)
 from output import write_json  # noqa: E402  (benchmarks/output.py)
 
 from rnnzoo.layers import ScopedRNN  # noqa: E402
+from rnnzoo.machine import machine_description  # noqa: E402
 
 ANCHOR = "keras.SimpleRNN (iRNN)"
 
@@ -68,7 +69,7 @@ def main():
         "units": args.units,
         "timed_steps": args.steps,
         "rounds": args.rounds,
-        "machine": machine(),
+        "machine": machine_description(),
         "results": [
             {
                 "layer": name,

@@ -11,9 +11,10 @@ import tensorflow as tf
 
 from rnnzoo.data import get_task
 from rnnzoo.optimizers import NAG, HessianFree
-from rnnzoo.zoo import layerwise_pretraining, registry
 from rnnzoo.optimizers.momentum import Momentum
-from rnnzoo.zoo.training import TrainConfig, evaluate_checkpoint, make_optimizer, train
+from rnnzoo.zoo import evaluation, layerwise_pretraining, registry
+from rnnzoo.zoo.optimizer_factory import make_optimizer
+from rnnzoo.zoo.training import TrainConfig, evaluate_checkpoint, train
 
 FAST = dict(task="addition", seq_len=12, batch_size=16, test_size=200, eval_every=10, verbose=0)
 
@@ -68,8 +69,11 @@ def test_train_writes_metrics_and_resumes_where_it_stopped(tmp_path):
     first = train(config, units=8)
     with open(os.path.join(model_dir, "metrics.json")) as f:
         saved = json.load(f)
-    for key in ("step", "wall_time_s", "test_loss", "test_error_rate", "success"):
+    for key in ("step", "wall_time_s", "train_loss", "test_loss", "test_error_rate", "success"):
         assert key in saved
+    assert saved["diverged"] is False
+    assert saved["metric_directions"] == {"test_error_rate": "lower"}
+    assert saved["success_criterion"]["metric"] == "test_error_rate"
     assert saved["step"] == 20 and first["step"] == 20
     assert [h["step"] for h in saved["history"]] == [10, 20]
     assert os.listdir(os.path.join(model_dir, "tensorboard"))
@@ -100,7 +104,7 @@ def test_resuming_a_different_run_in_the_same_dir_is_refused(tmp_path):
         train(dataclasses.replace(config, model="lstm"), units=4)
 
 
-def _register_constant_family(name, success_error_rate):
+def _register_constant_family(name, threshold):
     """A family whose success criterion always (or never) holds."""
 
     def build(model_name, config, train_config):
@@ -112,7 +116,8 @@ def _register_constant_family(name, success_error_rate):
         return registry.Built(model=model, loss=keras.losses.MeanSquaredError(),
                               train_dataset=task.train_dataset(8),
                               test_dataset=task.test_dataset(50, size=50),
-                              error_rate=task.error_rate, success_error_rate=success_error_rate)
+                              metrics=(evaluation.Metric("test_error_rate", task.error_rate),),
+                              success=evaluation.Criterion("test_error_rate", threshold))
 
     @dataclasses.dataclass
     class Config:
@@ -122,8 +127,8 @@ def _register_constant_family(name, success_error_rate):
 
 
 def test_early_stop_when_the_success_criterion_holds(tmp_path):
-    _register_constant_family("test_always_succeeds", success_error_rate=2.0)
-    _register_constant_family("test_never_succeeds", success_error_rate=0.0)
+    _register_constant_family("test_always_succeeds", threshold=2.0)
+    _register_constant_family("test_never_succeeds", threshold=0.0)
     base = TrainConfig(task="addition", seq_len=5, train_steps=30, eval_every=10, verbose=0)
     stopped = train(dataclasses.replace(base, model="test_always_succeeds",
                                         model_dir=str(tmp_path / "a")))
@@ -242,7 +247,9 @@ def test_deep_autoencoder_reports_training_squared_error(tmp_path):
                                 eval_every=15, model_dir=str(tmp_path), verbose=0),
                     encoder_sizes="16,4")
     first, last = metrics["history"][0], metrics["history"][-1]
-    assert last["test_error_rate"] < first["test_error_rate"]
+    assert last["reconstruction_error"] < first["reconstruction_error"]
+    assert metrics["metric_directions"] == {"reconstruction_error": "lower"}
+    assert "test_error_rate" not in metrics and metrics["success_criterion"] is None
     with pytest.raises(ValueError, match="train on digits only; got task .addition."):
         train(TrainConfig(model="deep_autoencoder", task="addition", seq_len=10,
                           model_dir=str(tmp_path / "x")))

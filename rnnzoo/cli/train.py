@@ -8,6 +8,11 @@ Flags map 1:1 onto `rnnzoo.zoo.training.TrainConfig`; the model family's
 options (e.g. `--units`, `--num_scopes`) onto its config dataclass (unset:
 the family default). Re-running with the same `--model_dir` resumes from its
 checkpoint; a larger `--train_steps` continues. `--flagfile` works.
+
+A run whose training loss (or test loss, or a weight) becomes NaN or infinite
+stops there: metrics.json says `"diverged": true` and `"success": false`, the
+last good checkpoint is kept, one line on stderr says where it diverged, and
+the exit status is 1.
 """
 
 import ast
@@ -15,13 +20,15 @@ import dataclasses
 import json
 import os
 import sys
+import typing
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 
 from rnnzoo.zoo import registry  # noqa: E402
-from rnnzoo.zoo.training import MOMENTUM_SCHEDULES, OPTIMIZERS, TrainConfig  # noqa: E402
+from rnnzoo.zoo.optimizer_factory import MOMENTUM_SCHEDULES, OPTIMIZERS  # noqa: E402
+from rnnzoo.zoo.training import TrainConfig  # noqa: E402
 
 _DEFAULTS = TrainConfig()
 
@@ -31,7 +38,8 @@ flags.DEFINE_string("task", None, "Task name of rnnzoo.data (default: the model 
 flags.DEFINE_list("task_options", [], "Task options as name=value pairs, e.g. binarize=true "
                   "for digits (see rnnzoo.data.get_task).")
 flags.DEFINE_string("optimizer", _DEFAULTS.optimizer, f"One of {', '.join(OPTIMIZERS)}.")
-flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Constant learning rate.")
+flags.DEFINE_float("learning_rate", None, "Constant learning rate (default: the model's "
+                   "recipe, else 1e-3).")
 flags.DEFINE_list("lr_boundaries", [], "Steps where the piecewise-constant learning rate changes.")
 flags.DEFINE_list("lr_values", [], "Piecewise-constant learning rates (one more than boundaries).")
 flags.DEFINE_float("momentum", _DEFAULTS.momentum, "Constant momentum, or cap of `nesterov`.")
@@ -55,7 +63,8 @@ flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Training sequences per
 flags.DEFINE_integer("train_steps", _DEFAULTS.train_steps, "Total optimizer steps.")
 flags.DEFINE_integer("eval_every", _DEFAULTS.eval_every, "Steps between evaluations/checkpoints.")
 flags.DEFINE_integer("test_size", _DEFAULTS.test_size, "Test examples (0: task default).")
-flags.DEFINE_float("clip_norm", _DEFAULTS.clip_norm, "Gradient-norm clipping (0: none).")
+flags.DEFINE_float("clip_norm", None, "Gradient-norm clipping, 0: none (default: the model's "
+                   "recipe: 0.1 for irnn/resrnn/vlirnn as longer-rnns §6, 1.0 for char_*; else none).")
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of data and weights.")
 flags.DEFINE_string("model_dir", None, "Checkpoint/metrics/TensorBoard directory.")
 flags.DEFINE_bool("early_stop", _DEFAULTS.early_stop, "Stop once the success criterion holds.")
@@ -67,6 +76,12 @@ _FLAG_TYPES = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.
                bool: flags.DEFINE_bool}
 
 
+def _flag_type(annotation):
+    """`int` for `int` or `int | None`, likewise for the other flag types; else None."""
+    candidates = [t for t in typing.get_args(annotation) if t is not type(None)] or [annotation]
+    return candidates[0] if len(candidates) == 1 and candidates[0] in _FLAG_TYPES else None
+
+
 def _define_model_flags():
     """One flag per field of every family's config dataclass (default: the family's)."""
     defined = {}
@@ -74,8 +89,7 @@ def _define_model_flags():
         for field in dataclasses.fields(family.config_class):
             if field.name in defined or field.name in flags.FLAGS:
                 continue
-            define = _FLAG_TYPES.get(field.type if isinstance(field.type, type) else None,
-                                     flags.DEFINE_string)
+            define = _FLAG_TYPES.get(_flag_type(field.type), flags.DEFINE_string)
             define(field.name, None, f"Model option of family {family.name!r} "
                    f"(default {field.default!r}).")
             defined[field.name] = family
@@ -163,7 +177,7 @@ def main(argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments {argv[1:]}; all options are --flags.")
     config, options = config_from_flags()
-    from rnnzoo.zoo.training import train
+    from rnnzoo.zoo.training import divergence_message, train
 
     try:
         metrics = train(config, **options)
@@ -171,6 +185,10 @@ def main(argv):
         _fail(str(error))
     summary = {k: v for k, v in metrics.items() if k != "history"}
     print(json.dumps(summary, sort_keys=True))
+    diverged = divergence_message(metrics)
+    if diverged:
+        print(f"rnnzoo-train: {diverged}", file=sys.stderr)
+        sys.exit(1)
 
 
 def run():

@@ -4,7 +4,7 @@ A corpus is one long string read from a text file, a directory (every UTF-8
 text file below it), a glob, a TFDS text dataset, or by default the Python
 standard library's own source. Its last `holdout_chars` characters are the
 held-out split (§5.4.1: "the last 10 million characters of each dataset are
-used as a test set"). `Vocabulary` maps characters to ids with id 0 reserved
+used as a test set"); by default 10% of the corpus, at most 50,000 characters. `Vocabulary` maps characters to ids with id 0 reserved
 for the "unknown" symbol (the thesis's 86-character alphabet has one symbol
 for every character outside the other 85).
 
@@ -325,6 +325,15 @@ def _check_sequence(seq_len, context):
         )
 
 
+HOLDOUT_FRACTION = 0.1
+MAX_HOLDOUT_CHARS = 50_000
+
+
+def default_holdout_chars(corpus_chars):
+    """The default held-out split of a corpus of `corpus_chars` characters: 10%, at most 50,000."""
+    return min(MAX_HOLDOUT_CHARS, int(corpus_chars * HOLDOUT_FRACTION))
+
+
 def load_corpus(
     corpus=None,
     tfds_name=None,
@@ -332,7 +341,7 @@ def load_corpus(
     tfds_split="train",
     tfds_text_key="text",
     max_chars=None,
-    holdout_chars=100_000,
+    holdout_chars=None,
     vocab_size=96,
     vocabulary=None,
 ) -> CharCorpus:
@@ -344,7 +353,8 @@ def load_corpus(
         tfds_name, data_dir, tfds_split, tfds_text_key: read a prepared TFDS
             text dataset instead (`read_tfds_text`).
         max_chars: read at most this many characters.
-        holdout_chars: the last this many characters are the held-out split.
+        holdout_chars: the last this many characters are the held-out split;
+            `None`: `default_holdout_chars` of the corpus (10%, at most 50,000).
         vocab_size: ids including unknown (the thesis: 86).
         vocabulary: reuse this vocabulary (e.g. a trained model's) instead.
     """
@@ -354,12 +364,14 @@ def load_corpus(
         )
     if data_dir is not None and tfds_name is None:
         raise ValueError(f"--data_dir={data_dir!r} is only used with --tfds_name; pass --tfds_name too")
-    if holdout_chars < 0:
+    if holdout_chars is not None and holdout_chars < 0:
         raise ValueError(f"holdout_chars must be >= 0, got {holdout_chars}")
     if tfds_name is not None:
         text = read_tfds_text(tfds_name, data_dir, tfds_split, tfds_text_key, max_chars)
     else:
         text = read_text(corpus, max_chars)
+    if holdout_chars is None:
+        holdout_chars = default_holdout_chars(len(text))
     if holdout_chars >= len(text):
         raise ValueError(
             f"the corpus has {len(text)} characters, not more than holdout_chars={holdout_chars}; "

@@ -28,7 +28,7 @@ def task_names():
     return sorted(_BUILDERS)
 
 
-def get_task(name, seq_len=None, seed=0, **options):
+def get_task(name, seq_len=None, seed=0, train_size=None, **options):
     """Build a `Task` by name.
 
     Names and the paper each follows:
@@ -50,6 +50,10 @@ def get_task(name, seq_len=None, seed=0, **options):
         name: one of `task_names()`.
         seq_len: the problem length T (required for synthetic problems).
         seed: non-negative integer seeding the train stream and test set.
+        train_size: a generated problem's finite training set size (longer-rnns
+            §5, layer-wise §4.1: 100,000), drawn once from the seed and
+            reshuffled every epoch; `None` (default): fresh sequences for
+            every batch (thesis §4.4).
         **options: task-specific options (see each builder's docstring).
 
     Raises:
@@ -70,8 +74,9 @@ def get_task(name, seq_len=None, seed=0, **options):
         allowed = ", ".join(accepted) if accepted else "none"
         raise ValueError(
             f"Task {name!r} has no option {', '.join(map(repr, unknown))}; "
-            f"its options are: {allowed}."
+            f"its options are: {allowed} (and train_size for generated problems)."
         )
     if isinstance(seq_len, np.integer):
         seq_len = int(seq_len)
-    return builder(seq_len=seq_len, seed=int(seed), **options)
+    task = builder(seq_len=seq_len, seed=int(seed), **options)
+    return task if train_size is None else task.with_train_size(train_size)

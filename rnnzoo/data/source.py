@@ -8,6 +8,11 @@ it into an endless training stream (batch `i` drawn from
 exactly for the same seed) and a fixed test set (drawn from `[seed, 1]`,
 disjoint from the training stream).
 
+With a `train_size`, training instead cycles through a finite training set of
+that many sequences drawn once from `[seed, 2]` and reshuffled every epoch,
+as longer-rnns §5 and the layer-wise paper §4.1 train (100,000 sequences
+"generated beforehand").
+
 Variable-length problems (the thesis's addition family, T' ~ i[T, 11T/10])
 come in two forms:
 
@@ -37,6 +42,7 @@ DEFAULT_TEST_SIZE = 10_000
 
 _TRAIN_STREAM = 0
 _TEST_STREAM = 1
+_FINITE_TRAIN_STREAM = 2
 
 
 def uniform_index(key, lo, count):
@@ -60,19 +66,26 @@ class SyntheticSource:
         lengths: `(shortest, longest)` number of steps, inclusive; equal for
             fixed-length problems.
         baseline: the problem's `Baseline`.
+        train_size: number of sequences of a finite training set; `None`
+            for an endless stream of fresh sequences.
     """
 
-    train_size = None
-
-    def __init__(self, sample, lengths, baseline):
+    def __init__(self, sample, lengths, baseline, train_size=None):
         self._sample = sample
         self.lengths = lengths
         self._baseline = baseline
+        self.train_size = train_size
 
     def baseline(self):
         return self._baseline
 
+    def with_train_size(self, train_size):
+        """The same problem trained on a finite set of `train_size` sequences (`None`: endless)."""
+        return SyntheticSource(self._sample, self.lengths, self._baseline, train_size)
+
     def train_dataset(self, batch_size, seed, padded=False):
+        if self.train_size is not None:
+            return self._finite_train_dataset(batch_size, seed, padded)
         key = tf.constant([seed, _TRAIN_STREAM], tf.int64)
         shortest, longest = self.lengths
 
@@ -92,20 +105,35 @@ class SyntheticSource:
         )
         return dataset.prefetch(tf.data.AUTOTUNE)
 
+    def _finite_train_dataset(self, batch_size, seed, padded):
+        shortest, longest = self.lengths
+        if shortest != longest and not padded:
+            raise ValueError(
+                f"a finite training set (train_size={self.train_size}) of a variable-length "
+                f"problem (T' from {shortest} to {longest}) holds sequences of different lengths; "
+                "read it with padded=True (the zoo models do) or drop train_size."
+            )
+        key = tf.constant([seed, _FINITE_TRAIN_STREAM], tf.int64)
+        dataset = tf.data.Dataset.from_tensor_slices(self._draw(self.train_size, key))
+        dataset = dataset.shuffle(self.train_size, seed=seed, reshuffle_each_iteration=True)
+        return dataset.repeat().batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+    def _draw(self, size, key):
+        """`size` sequences from `key`, each of its own length pre-padded (variable-length problems)."""
+        shortest, longest = self.lengths
+        if shortest == longest:
+            return self._sample(size, shortest, key)
+        length_key, sequence_key = tf.unstack(tf.random.split(key, 2))
+        lengths = uniform_int(length_key, [size], shortest, longest)
+        return self._sample(size, lengths, sequence_key, steps=longest)
+
     def test_dataset(self, batch_size, size, seed, padded=False):
         size = DEFAULT_TEST_SIZE if size is None else size
         key = tf.constant([seed, _TEST_STREAM], tf.int64)
         shortest, longest = self.lengths
-        if shortest == longest:
-            return tf.data.Dataset.from_tensor_slices(
-                self._sample(size, shortest, key)
-            ).batch(batch_size)
+        if shortest == longest or padded:
+            return tf.data.Dataset.from_tensor_slices(self._draw(size, key)).batch(batch_size)
         length_key, sequence_key = tf.unstack(tf.random.split(key, 2))
-        if padded:
-            lengths = uniform_int(length_key, [size], shortest, longest)
-            return tf.data.Dataset.from_tensor_slices(
-                self._sample(size, lengths, sequence_key, steps=longest)
-            ).batch(batch_size)
         lengths = uniform_int(length_key, [size], shortest, longest).numpy()
         groups = []
         for length, count in zip(*np.unique(lengths, return_counts=True)):

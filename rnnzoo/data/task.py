@@ -10,9 +10,13 @@ The success criterion is the one of Hochreiter and Schmidhuber (1997) used in
 thesis §4.4: a test sequence is misclassified when, for a continuous target,
 the absolute prediction error exceeds 0.04, or, for a discrete target, any
 relevant symbol is predicted wrongly; a run succeeds when fewer than 1% of the
-test sequences are misclassified. For the memorisation problems the thesis
-(ch. 7, table 7.3) reports instead the fraction of wrongly recalled symbols
-(`error_unit="symbol"`).
+test sequences are misclassified (`sequence_error_rate`). For the memorisation
+problems the thesis (ch. 7, table 7.3) reports instead the fraction of wrongly
+recalled symbols (`error_unit="symbol"`, `error_rate`); their success is still
+decided on sequences.
+
+A non-finite prediction (NaN or infinite, as a diverged model gives) is always
+wrong: `abs(nan - y) > tolerance` is False, so without that rule NaN would pass.
 """
 
 import dataclasses
@@ -135,12 +139,30 @@ class Task:
         """Number of distinct training examples, `None` when unlimited."""
         return self.source.train_size
 
+    def with_train_size(self, train_size):
+        """This problem trained on a finite, seeded set of `train_size` sequences (`None`: endless).
+
+        Raises:
+            ValueError: `train_size` is not a positive integer, or the task's
+                data is not generated (a fixed data set has its own size).
+        """
+        if train_size is not None:
+            _check_count("train_size", train_size, "e.g. train_size=100000 (longer-rnns §5)")
+        if not hasattr(self.source, "with_train_size"):
+            raise ValueError(
+                f"task {self.name!r} trains on a fixed data set of {self.train_size} examples; "
+                "train_size applies to generated problems only: drop it."
+            )
+        return dataclasses.replace(self, source=self.source.with_train_size(train_size))
+
     def train_dataset(self, batch_size, padded=False):
         """Endless seeded `tf.data.Dataset` of training batches.
 
         Synthetic problems draw fresh sequences for every batch (as in the
-        thesis, "every HF iteration used a fresh set of sequences"); the
-        stream is identical for the same seed and batch size.
+        thesis, "every HF iteration used a fresh set of sequences"), or,
+        with a `train_size` (`with_train_size`), cycle through a finite set
+        drawn once and reshuffled every epoch; the stream is identical for
+        the same seed and batch size.
 
         Args:
             batch_size: sequences per batch.
@@ -183,7 +205,25 @@ class Task:
         Returns:
             Fraction of wrong test cases (`error_unit="sequence"`) or of
             wrong relevant symbols (`error_unit="symbol"`), a Python float.
+            Non-finite predictions count as wrong.
         """
+        wrong = self._wrong(y_true, y_pred)
+        if self.error_unit == "symbol":
+            return float(np.mean(wrong))
+        return float(np.mean(np.any(wrong, axis=1)))
+
+    def sequence_error_rate(self, y_true, y_pred):
+        """Fraction of test sequences with any wrong relevant output: thesis §4.4's
+        success criterion (a run succeeds when it is below `success_error_rate`),
+        whatever `error_unit` the task reports."""
+        return float(np.mean(np.any(self._wrong(y_true, y_pred), axis=1)))
+
+    def succeeded(self, y_true, y_pred):
+        """Thesis §4.4: fewer than `success_error_rate` of the test sequences are wrong."""
+        return self.sequence_error_rate(y_true, y_pred) < self.success_error_rate
+
+    def _wrong(self, y_true, y_pred):
+        """Boolean `(cases, relevant outputs)`: which relevant outputs are wrong."""
         y_true = np.asarray(y_true)
         y_pred = np.asarray(y_pred)
         if self.output_kind == REGRESSION:
@@ -193,15 +233,13 @@ class Task:
                     f"y_pred has shape {y_pred.shape} but y_true has shape {y_true.shape}; "
                     f"pass one prediction per target, shape {y_true.shape}."
                 )
-            wrong = np.abs(y_pred.reshape(y_true.shape) - y_true) > self.tolerance
-            return float(np.mean(np.any(wrong, axis=1)))
+            # `not <=` rather than `>`: NaN compares False either way, so it counts as wrong.
+            return ~(np.abs(y_pred.reshape(y_true.shape) - y_true) <= self.tolerance)
         labels = _labels(y_true, y_pred)
         if self.output_kind == LAST_STEP_CLASSIFICATION:
-            return float(np.mean(labels != y_true))
-        wrong = labels[:, list(self.relevant_steps)] != y_true[:, list(self.relevant_steps)]
-        if self.error_unit == "symbol":
-            return float(np.mean(wrong))
-        return float(np.mean(np.any(wrong, axis=1)))
+            return (labels != y_true)[:, None]
+        steps = list(self.relevant_steps)
+        return labels[:, steps] != y_true[:, steps]
 
     def baseline(self):
         """The trivial input-independent baseline, a `Baseline`."""
@@ -209,9 +247,11 @@ class Task:
 
 
 def _labels(y_true, y_pred):
-    """Predicted labels from scores (trailing class axis) or from labels."""
+    """Predicted labels from scores (trailing class axis) or from labels; -1 (never a
+    class) where any score is non-finite."""
     if y_pred.ndim == y_true.ndim + 1:
-        y_pred = np.argmax(y_pred, axis=-1)
+        finite = np.all(np.isfinite(y_pred), axis=-1)
+        y_pred = np.where(finite, np.argmax(np.nan_to_num(y_pred), axis=-1), -1)
     if y_pred.shape != y_true.shape:
         raise ValueError(
             f"y_pred has shape {y_pred.shape} but y_true has shape {y_true.shape}; pass "

@@ -7,9 +7,9 @@ CURVES and MNIST autoencoders), sparse initialisation (§7.3.1: 15 incoming
 N(0, 1) weights per unit). The thesis reports the *training* squared
 reconstruction error per case (§7.3: "we examine only the training error in
 order to focus purely on the effectiveness of the optimization"), so the
-evaluation set is the training split and `test_error_rate` is that error:
-sum over pixels of (sigmoid(output) - pixel)^2, averaged over images (no
-success threshold).
+evaluation set is the training split and the metric `reconstruction_error`
+is that error: sum over pixels of (sigmoid(output) - pixel)^2, averaged over
+images (lower is better; no success threshold).
 """
 
 import dataclasses
@@ -21,7 +21,7 @@ import tensorflow as tf
 from rnnzoo.data.digits import ROWS
 from rnnzoo.initializers import Sparse
 from rnnzoo.model import Model
-from rnnzoo.zoo import registry
+from rnnzoo.zoo import evaluation, registry
 
 MODELS = ("deep_autoencoder",)
 PIXELS = ROWS * ROWS
@@ -76,16 +76,17 @@ def build(model_name, config, train_config):
         )(hidden)
     logits = keras.layers.Dense(PIXELS, kernel_initializer=Sparse(15), name="reconstruction")(hidden)
     train_size = task.train_size
-    evaluation = (
+    training_images = (
         task.train_dataset(train_size).take(1).map(_images).unbatch().batch(500)
     )
     return registry.Built(
         model=Model(inputs, logits, name="deep_autoencoder"),
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
         train_dataset=task.train_dataset(train_config.batch_size).map(_images),
-        test_dataset=evaluation,
-        error_rate=squared_error_per_case,
-        success_error_rate=None,
+        test_dataset=training_images,
+        metrics=(evaluation.Metric(
+            "reconstruction_error", squared_error_per_case,
+            description="training squared reconstruction error per image (thesis §7.3)"),),
         description=(
             f"deep_autoencoder 64-{'-'.join(map(str, sizes))}-...-64 on the digits' "
             f"{train_size} training images (thesis §7.3, table 7.2)"

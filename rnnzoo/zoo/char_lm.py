@@ -13,7 +13,7 @@ Recurrent weights start sparse (15 nonzero incoming weights per unit,
 §5.4.2 and ch. 4) with variance 1/15. Training sequences have length
 `seq_len` and only their last `seq_len - context` characters are predicted
 (§5.4.2). The test metric is bits per character on the last `holdout_chars`
-characters of the corpus (§5.4.1).
+characters of the corpus (§5.4.1; by default 10%, at most 50,000).
 
 `TextModel` gives a trained model a text interface built from TensorFlow ops
 only (tokenisation, scoring and sampling in a `tf.while_loop` carrying the
@@ -43,7 +43,7 @@ from rnnzoo.data.char_corpus import CharCorpus, Vocabulary, load_corpus
 from rnnzoo.initializers import Sparse
 from rnnzoo.layers import MRNN
 from rnnzoo.model import Model
-from rnnzoo.zoo import registry
+from rnnzoo.zoo import evaluation, registry
 
 MODELS = ("char_mrnn", "char_rnn", "char_lstm")
 VOCABULARY_FILE = "vocabulary.json"
@@ -69,7 +69,8 @@ class CharLMConfig:
         tfds_name, data_dir, tfds_split, tfds_text_key: read a prepared TFDS
             text dataset instead.
         max_chars: characters read from the corpus (0: all).
-        holdout_chars: the last this many characters are the held-out split.
+        holdout_chars: the last this many characters are the held-out split;
+            `None`: 10% of the corpus, at most 50,000.
         vocab_size: character ids including the unknown symbol (the thesis: 86).
         unroll: unroll the recurrence (faster for short sequences).
     """
@@ -85,7 +86,7 @@ class CharLMConfig:
     tfds_split: str = "train"
     tfds_text_key: str = "text"
     max_chars: int = 2_000_000
-    holdout_chars: int = 50_000
+    holdout_chars: int | None = None
     vocab_size: int = 96
     unroll: bool = False
 
@@ -203,8 +204,8 @@ def heldout_dataset(corpus, seq_len, context, batch_size):
 def build(model_name, config, train_config):
     """`registry.Built` for `rnnzoo-train --model=char_mrnn|char_rnn|char_lstm`.
 
-    The test error rate the training loop reports is the held-out bits per
-    character. Writes the vocabulary next to the checkpoint so that
+    The metric the training loop reports is the held-out bits per character
+    (`bits_per_char`, lower is better). Writes the vocabulary next to the checkpoint so that
     `rnnzoo-export` can serve the model.
     """
     seq_len = train_config.seq_len or default_seq_len
@@ -227,11 +228,11 @@ def build(model_name, config, train_config):
         loss=loss(),
         train_dataset=corpus.train_dataset(seq_len, config.context, train_config.batch_size, train_config.seed),
         test_dataset=tf.data.Dataset.from_tensor_slices((x, y, w)).batch(train_config.batch_size),
-        error_rate=heldout_bits_per_char,
-        success_error_rate=None,
+        metrics=(evaluation.Metric("bits_per_char", heldout_bits_per_char,
+                                   description="held-out bits per character (thesis §5.4.1)"),),
         description=(
             f"{model_name} ({config.units} units) on {len(corpus.train_ids):,} characters, "
-            f"{corpus.vocabulary.size} symbols; test error rate = held-out bits per character "
+            f"{corpus.vocabulary.size} symbols; held-out bits per character "
             f"(unigram baseline {corpus.unigram_bits_per_char():.3f})"
         ),
     )
@@ -245,6 +246,7 @@ FAMILY = registry.register(
         build=build,
         tasks=(),
         default_task=None,
+        recipes={model: {"clip_norm": 1.0} for model in MODELS},
         evaluate=lambda model_dir: evaluate_model_dir(model_dir),  # defined below
     )
 )

@@ -35,18 +35,24 @@ class Built:
     """What a family hands to the training loop.
 
     Attributes:
-        model: a `rnnzoo.Model` (a `keras.Model` that also runs Hessian-free)
-            with linear outputs; not compiled.
+        model: a `keras.Model` with linear outputs, not compiled: a
+            `rnnzoo.Model` (which also runs Hessian-free), or a model of the
+            family's own whose `train_step` is its training rule (e.g. the
+            RTRBM's contrastive divergence).
         loss: the Keras loss to compile with (a matching loss on linear
             outputs, e.g. `"mse"` or `SparseCategoricalCrossentropy(from_logits=True)`,
             so Hessian-free can use it too).
         train_dataset: endless `tf.data.Dataset` of training batches.
         test_dataset: finite `tf.data.Dataset` of test batches `(x, y)` or
-            `(x, y, sample_weight)` (batches may differ in length).
-        error_rate: `error_rate(y_true, y_pred) -> float`, the paper's
-            zero-one error on the test set (lower is better).
-        success_error_rate: success when `error_rate < success_error_rate`
-            (`None`: no success criterion, never stops early).
+            `(x, y, sample_weight)` (batches may differ in length); `None` when
+            the family's `evaluate` does all the evaluation.
+        metrics: the family's test metrics (`rnnzoo.zoo.evaluation.Metric`,
+            each with its direction), in the order reports show them; the
+            first one is the family's headline metric.
+        success: the paper's success criterion on one of the metrics
+            (`rnnzoo.zoo.evaluation.Criterion`); `None`: none, never stops early.
+        evaluate: optional `evaluate(model) -> {metric name: value}` for
+            metrics that are not functions of test-set predictions.
         pretrain: optional `pretrain(model, train_config)` run once
             before supervised training of a fresh model (e.g. layer-wise
             pretraining); returns a dict of pretraining statistics.
@@ -57,8 +63,9 @@ class Built:
     loss: Any
     train_dataset: Any
     test_dataset: Any
-    error_rate: Callable
-    success_error_rate: float | None = None
+    metrics: tuple = ()
+    success: Any = None
+    evaluate: Callable | None = None
     pretrain: Callable | None = None
     description: str = ""
 
@@ -71,7 +78,10 @@ class Family:
     evaluations of a trained run, which `rnnzoo-evaluate` adds to its JSON.
     `tasks` names the `rnnzoo.data` tasks the family trains on (`None`: every
     task; `()`: none, the family reads its own data, e.g. a text corpus), and
-    `default_task` is the one a run without a task uses.
+    `default_task` is the one a run without a task uses. `recipes` maps a
+    model name to the training settings its paper trains it with (fields of
+    `rnnzoo.zoo.training.TrainConfig` such as `clip_norm`), used where a run
+    leaves them unset.
     """
 
     name: str
@@ -81,6 +91,7 @@ class Family:
     evaluate: Callable | None = None
     tasks: tuple | None = None
     default_task: str | None = "addition"
+    recipes: dict = dataclasses.field(default_factory=dict)
 
     def resolve_task(self, task):
         """`task`, or the default when `None`; raises `ValueError` for a task the family does not take."""

@@ -9,12 +9,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from rnnzoo.machine import machine_summary  # noqa: E402
+
 
 def _plot_history(axis, result, metric, name, several_seeds, **style):
     """One run's `metric` over its evaluation history, labelled `name` (and its seed)."""
-    history = result["metrics"]["history"]
-    axis.plot([h["step"] for h in history], [h[metric] for h in history], marker=".",
-              label=f"{name} (seed {result['seed']})" if several_seeds else name, **style)
+    metrics = result["metrics"]
+    history = metrics["history"]
+    label = f"{name} (seed {result['seed']})" if several_seeds else name
+    if metrics.get("diverged"):
+        label += f", diverged at step {metrics['diverged_at_step']}"
+    values = [float("nan") if h.get(metric) is None else h[metric] for h in history]
+    axis.plot([h["step"] for h in history], values, marker=".", label=label, **style)
 
 
 def plot_curves(results, path, metric_names):
@@ -36,7 +42,9 @@ def plot_curves(results, path, metric_names):
     plt.close(figure)
 
 
-_METRIC_NAMES = {"test_loss": "test loss", "test_error_rate": "test error rate"}
+_METRIC_NAMES = {"test_loss": "test loss", "test_error_rate": "test error rate",
+                 "test_sequence_error_rate": "wrong test sequences",
+                 "reconstruction_error": "reconstruction error"}
 
 
 def plot_panels(results, path):
@@ -65,9 +73,9 @@ def plot_panels(results, path):
         axis.set_ylabel(_METRIC_NAMES.get(metric, metric))
         if metric == "test_loss":
             axis.set_yscale("log")
-        criterion = group[0]["metrics"].get("success_error_rate")
-        if metric == "test_error_rate" and criterion is not None:
-            axis.axhline(criterion, color="grey", linestyle="--", linewidth=0.8)
+        criterion = group[0]["metrics"].get("success_criterion")
+        if criterion is not None and criterion["metric"] == metric:
+            axis.axhline(criterion["threshold"], color="grey", linestyle="--", linewidth=0.8)
         axis.set_title(panel, fontsize=10)
         axis.set_xlabel("training step")
         axis.grid(alpha=0.3)
@@ -90,7 +98,10 @@ def _format(value):
 
 
 def _summary(values):
-    """Equal values as one; different ones as `mean (min-max)`."""
+    """Equal values as one; different ones as `mean (min-max)`; `-` where any is missing
+    (a diverged run has no test metrics)."""
+    if any(v is None for v in values):
+        return "-"
     if min(values) == max(values):
         return _format(values[0])
     mean = sum(values) / len(values)
@@ -109,19 +120,19 @@ def write_report(experiment, scale, results, total_seconds, out_dir, time_budget
     """Writes `report.md` and `curves.png` in `out_dir`; returns the report path.
 
     A row per run: with several seeds, each number is `mean (min-max)` over
-    them and `solved` counts the seeds that met the paper's success criterion.
+    them and `solved` counts the seeds that met the paper's success criterion
+    (a diverged run never does: its row says where it diverged).
     `curves.png` has a panel per run `panel` when every run has one (each
     comparing its runs on their metric), else test loss and error rate panels
     with every run.
     """
-    from rnnzoo.zoo.experiments import machine_description
-
     seeds = sorted({r["seed"] for r in results})
     curves = os.path.join(out_dir, "curves.png")
     if all(r.get("panel") for r in results):
         plot_panels(results, curves)
     else:
-        plot_curves(results, curves, ["test_loss", "test_error_rate"])
+        plot_curves(results, curves,
+                    ["test_loss", *sorted({r["metric"] for r in results} - {"test_loss"})])
     seed_flags = "" if seeds == [0] else (
         f" --seed={seeds[0]}" + (f" --num_seeds={len(seeds)}" if len(seeds) > 1 else "")
     )
@@ -132,7 +143,7 @@ def write_report(experiment, scale, results, total_seconds, out_dir, time_budget
         "",
         f"Scale: `{scale}`; seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}; "
         f"total wall time {total_seconds / 60:.1f} min on "
-        f"{machine_description()} (shared with other jobs, so times are upper bounds); "
+        f"{machine_summary()} (shared with other jobs, so times are upper bounds); "
         + (f"time budget {time_budget_s:.0f} s shared by the runs (each run gets what is left "
            "of it divided by the runs still to go, and stops there, at its step count or on "
            "success)." if time_budget_s else "no time budget."),
@@ -145,12 +156,15 @@ def write_report(experiment, scale, results, total_seconds, out_dir, time_budget
     ]
     for group in _rows(results):
         metrics = [r["metrics"] for r in group]
-        key = "test_error_rate" if group[0]["metric"] == "test_error_rate" else "test_loss"
-        has_criterion = metrics[0].get("success_error_rate") is not None
+        key = group[0]["metric"]
+        has_criterion = metrics[0].get("success_criterion") is not None
         solved = f"{sum(bool(m['success']) for m in metrics)}/{len(metrics)}" if has_criterion else "-"
+        diverged = [m["diverged_at_step"] for m in metrics if m.get("diverged")]
+        if diverged:
+            solved += f" (diverged at step {', '.join(map(str, diverged))})"
         lines.append(
-            f"| {group[0]['label']} | {_summary([m[key] for m in metrics])} | "
-            f"{_summary([m['test_loss'] for m in metrics])} | {group[0]['paper']} | {solved} | "
+            f"| {group[0]['label']} | {_summary([m.get(key) for m in metrics])} | "
+            f"{_summary([m.get('test_loss') for m in metrics])} | {group[0]['paper']} | {solved} | "
             f"{_summary([m['step'] for m in metrics])} | "
             f"{_summary([m['wall_time_s'] for m in metrics])} |"
         )

@@ -17,7 +17,7 @@ import dataclasses
 import keras
 
 from rnnzoo.model import Model
-from rnnzoo.zoo import layerwise_pretraining, registry
+from rnnzoo.zoo import evaluation, layerwise_pretraining, registry
 from rnnzoo.zoo.pathological import task_loss, test_dataset
 
 MODELS = ("layerwise_lstm", "deep_lstm")
@@ -83,7 +83,7 @@ def build(model_name, config, train_config):
 
     pretrain = None
     if model_name == "layerwise_lstm":
-        from rnnzoo.zoo.training import make_optimizer
+        from rnnzoo.zoo.optimizer_factory import make_optimizer
 
         steps = pretraining_steps(config, task, train_config.batch_size)
 
@@ -99,13 +99,14 @@ def build(model_name, config, train_config):
             )
             return {"layers": stats}
 
+    metrics, success = evaluation.task_metrics(task)
     return registry.Built(
         model=model,
         loss=task_loss(task),
         train_dataset=task.train_dataset(train_config.batch_size),
         test_dataset=test_dataset(task, train_config),
-        error_rate=task.error_rate,
-        success_error_rate=task.success_error_rate,
+        metrics=metrics,
+        success=success,
         pretrain=pretrain,
         description=(
             f"{model_name}: {config.layers} x LSTM({config.units}) on {task.name}: {task.reference}"

@@ -7,12 +7,19 @@
                                 model_dir="/tmp/irnn"))
 
 `train` builds the family's model (`rnnzoo.zoo.registry`), runs its
-pretraining once on a fresh run, and fits it with `keras.Model.fit` in
-rounds of `eval_every` steps. After every round it evaluates the test set
-with the paper's criterion, writes TensorBoard scalars and `metrics.json`,
-checkpoints atomically (`rnnzoo.zoo.checkpoint`) and stops early once the
-success criterion holds. Re-running with the same `model_dir` resumes from
-the checkpoint; a larger `train_steps` continues training.
+pretraining once on a fresh run, checkpoints it as step 0, and fits it with
+`keras.Model.fit` in rounds of `eval_every` steps. After every round it
+evaluates the family's metrics (`rnnzoo.zoo.evaluation`), writes TensorBoard
+scalars and `metrics.json`, checkpoints atomically (`rnnzoo.zoo.checkpoint`)
+and stops early once the success criterion holds. Re-running with the same
+`model_dir` resumes from the checkpoint; a larger `train_steps` continues
+training.
+
+A run diverges when its training loss, its test loss or a weight becomes
+non-finite: training stops at that step, the last good checkpoint stays as it
+is, and `metrics.json` says `"diverged": true` with the step and
+`"success": false`. Re-running the same `model_dir` resumes from the last good
+checkpoint (e.g. with a lower `--learning_rate`).
 """
 
 import dataclasses
@@ -24,13 +31,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rnnzoo.optimizers import NAG, HessianFree, schedules
-from rnnzoo.zoo import registry
+from rnnzoo.zoo import evaluation, registry
 from rnnzoo.zoo.checkpoint import Checkpointer
-from rnnzoo.optimizers.momentum import Momentum
+from rnnzoo.zoo.optimizer_factory import (
+    DEFAULT_CLIP_NORM,
+    DEFAULT_LEARNING_RATE,
+    MOMENTUM_SCHEDULES,
+    OPTIMIZERS,
+    check_optimizer_settings,
+    make_optimizer,
+)
 
-OPTIMIZERS = ("sgd", "momentum", "nag", "adam", "hf")
-MOMENTUM_SCHEDULES = ("constant", "piecewise", "nesterov", "progression")
 
 
 @dataclasses.dataclass
@@ -47,7 +58,8 @@ class TrainConfig:
         optimizer: one of `OPTIMIZERS`: `sgd`, `momentum` (classical, eq.
             7.1-7.2), `nag` (thesis eq. 7.12-7.13), `adam`, `hf` (Hessian-free,
             thesis Alg. 5).
-        learning_rate: constant learning rate (ignored when `lr_values` is set).
+        learning_rate: constant learning rate (ignored when `lr_values` is
+            set); `None`: the model's recipe (`registry.Family.recipes`) or 1e-3.
         lr_boundaries, lr_values: piecewise-constant learning rate
             (`keras.optimizers.schedules.PiecewiseConstantDecay`), e.g. the
             thesis §7.4.2 schedule.
@@ -64,7 +76,9 @@ class TrainConfig:
         train_steps: total optimizer steps of the run (across resumptions).
         eval_every: steps between test evaluations and checkpoints.
         test_size: test examples (0: the task's default).
-        clip_norm: gradient-norm clipping threshold (0: none).
+        clip_norm: gradient-norm clipping threshold (0: none); `None`: the
+            model's recipe (0.1 for `irnn`, `resrnn`, `vlirnn` as longer-rnns
+            §6 trains them), else none. Hessian-free takes no clipping.
         seed: seed of data and weights.
         model_dir: checkpoint, metrics and TensorBoard directory.
         early_stop: stop once the paper's success criterion holds on the test set.
@@ -81,7 +95,7 @@ class TrainConfig:
     task: str | None = None
     task_options: dict = dataclasses.field(default_factory=dict)
     optimizer: str = "adam"
-    learning_rate: float = 1e-3
+    learning_rate: float | None = None
     lr_boundaries: tuple = ()
     lr_values: tuple = ()
     momentum: float = 0.9
@@ -99,7 +113,7 @@ class TrainConfig:
     train_steps: int = 1000
     eval_every: int = 100
     test_size: int = 0
-    clip_norm: float = 0.0
+    clip_norm: float | None = None
     seed: int = 0
     model_dir: str = ""
     early_stop: bool = True
@@ -119,8 +133,10 @@ class TrainConfig:
         return get_task(self.task, seq_len=self.seq_len, seed=self.seed, **self.task_options)
 
 
-def resolve_task(config):
-    """`config` with its task resolved by the model family (`registry.Family.resolve_task`)."""
+def resolve_config(config):
+    """`config` with its task resolved by the model family (`registry.Family.resolve_task`) and
+    unset training settings taken from the model's recipe (`registry.Family.recipes`) or the
+    defaults."""
     family = registry.get_family(config.model)
     task = family.resolve_task(config.task)
     if not isinstance(config.task_options, dict):
@@ -133,7 +149,13 @@ def resolve_task(config):
             f"task_options={config.task_options!r} do not apply to model {config.model!r}, "
             "which takes no task."
         )
-    return dataclasses.replace(config, task=task, task_options=dict(config.task_options))
+    settings = {"learning_rate": DEFAULT_LEARNING_RATE, "clip_norm": DEFAULT_CLIP_NORM}
+    recipe = dict(family.recipes.get(config.model, {}))
+    if config.optimizer == "hf":
+        recipe.pop("clip_norm", None)  # Hessian-free chooses its own step
+    settings.update(recipe)
+    unset = {name: value for name, value in settings.items() if getattr(config, name) is None}
+    return dataclasses.replace(config, task=task, task_options=dict(config.task_options), **unset)
 
 
 def _positive_int(name, value):
@@ -143,130 +165,44 @@ def _positive_int(name, value):
 
 def check_config(config):
     """Raises a ValueError naming the first invalid field of `config`."""
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(
-            f"Unknown optimizer {config.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}."
-        )
-    if config.momentum_schedule not in MOMENTUM_SCHEDULES:
-        raise ValueError(
-            f"Unknown momentum_schedule {config.momentum_schedule!r}; choose one of: "
-            f"{', '.join(MOMENTUM_SCHEDULES)}."
-        )
+    check_optimizer_settings(config)
     for name in ("batch_size", "train_steps", "eval_every"):
         _positive_int(name, getattr(config, name))
-    if not config.learning_rate > 0:
-        raise ValueError(f"learning_rate must be > 0, got {config.learning_rate!r}.")
-    if config.clip_norm < 0:
-        raise ValueError(f"clip_norm must be >= 0 (0 disables clipping), got {config.clip_norm!r}.")
-    if config.optimizer == "hf" and config.clip_norm:
-        raise ValueError(
-            f"clip_norm={config.clip_norm} does not apply to --optimizer=hf (Hessian-free "
-            "chooses its step by CG and a line search); pass --clip_norm=0."
-        )
-    if not 0 <= config.final_phase < 1:
-        raise ValueError(f"final_phase must be in [0, 1), got {config.final_phase!r}.")
     if not config.model_dir:
         raise ValueError("model_dir is empty; pass a directory, e.g. --model_dir=/tmp/run1.")
 
 
-def learning_rate_schedule(config):
-    """The learning rate: a float or a `PiecewiseConstantDecay`, with the final phase applied."""
-    rate = config.learning_rate
-    if config.lr_values:
-        if len(config.lr_values) != len(config.lr_boundaries) + 1:
-            raise ValueError(
-                f"lr_values needs one more entry than lr_boundaries, got "
-                f"{len(config.lr_values)} values for {len(config.lr_boundaries)} boundaries."
-            )
-        rate = keras.optimizers.schedules.PiecewiseConstantDecay(
-            [int(b) for b in config.lr_boundaries], [float(v) for v in config.lr_values]
-        )
-    if config.final_phase:
-        rate = schedules.FinalPhase(rate, config.train_steps, fraction=config.final_phase, factor=0.1)
-    return rate
-
-
-def momentum_schedule(config):
-    """mu: a float or a schedule of `rnnzoo.optimizers.schedules`, with the final phase applied."""
-    kind = config.momentum_schedule
-    if kind == "constant":
-        mu = float(config.momentum)
-        schedules.check_momentum("momentum", mu)
-    elif kind == "piecewise":
-        mu = schedules.PiecewiseConstantMomentum(config.momentum_boundaries, config.momentum_values)
-    elif kind == "nesterov":
-        mu = schedules.NesterovMomentum(float(config.momentum), int(config.momentum_period))
-    else:
-        mu = schedules.ExponentialProgression(first_step=int(config.momentum_period))
-    if config.final_phase:
-        mu = schedules.FinalPhase(mu, config.train_steps, fraction=config.final_phase, value=0.99)
-    return mu
-
-
-def make_optimizer(config):
-    """The optimizer of `config` (see `TrainConfig.optimizer`)."""
-    check_config(config)
-    clip = {"clipnorm": float(config.clip_norm)} if config.clip_norm else {}
-    if config.optimizer == "hf":
-        return HessianFree(
-            damping=float(config.hf_damping),
-            structural_damping=float(config.hf_structural_damping),
-            max_cg_iterations=int(config.hf_max_cg_iterations),
-            curvature_fraction=float(config.hf_curvature_fraction),
-        )
-    rate = learning_rate_schedule(config)
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(rate, **clip)
-    if config.optimizer == "adam":
-        return keras.optimizers.Adam(rate, **clip)
-    mu = momentum_schedule(config)
-    if config.optimizer == "nag":
-        return NAG(rate, momentum=mu, **clip)
-    return Momentum(rate, momentum=mu, **clip)
-
-
-def evaluate(model, loss, test_dataset, error_rate, success_error_rate=None):
-    """Test loss (without regularisation penalties), the paper's error rate and success."""
-    ys, weights, predictions = [], [], []
-    for batch in test_dataset:
-        x, y, weight = keras.utils.unpack_x_y_sample_weight(batch)
-        ys.append(np.asarray(y))
-        weights.append(None if weight is None else np.asarray(weight))
-        predictions.append(np.asarray(model(x, training=False)))
-    losses = [
-        float(loss(y, p, sample_weight=w)) * len(y) for y, p, w in zip(ys, predictions, weights)
-    ]
-    count = sum(len(y) for y in ys)
-    error = float(error_rate(np.concatenate(ys), np.concatenate(predictions)))
-    return {
-        "test_loss": sum(losses) / count,
-        "test_error_rate": error,
-        "success": bool(success_error_rate is not None and error < success_error_rate),
-    }
+def _all_finite(variables):
+    return all(bool(np.all(np.isfinite(np.asarray(v)))) for v in variables)
 
 
 class _RoundEnd(keras.callbacks.Callback):
-    """Counts steps; at each round's end evaluates, logs, checkpoints and stops early."""
+    """Counts steps; stops on divergence, at the step count or the time budget; at each
+    round's end evaluates, logs, checkpoints and stops early on success."""
 
     def __init__(self, run):
         super().__init__()
         self.run = run
 
     def on_train_batch_end(self, batch, logs=None):
-        self.run.step += 1
-        self.run.last_train_loss = None if logs is None else logs.get("loss")
-        config = self.run.config
-        out_of_time = config.max_seconds and time.monotonic() - self.run.start > config.max_seconds
-        if self.run.step >= config.train_steps or out_of_time:
+        run = self.run
+        run.step += 1
+        loss = None if logs is None else logs.get("loss")
+        run.last_train_loss = None if loss is None else float(loss)
+        if run.last_train_loss is not None and not math.isfinite(run.last_train_loss):
+            run.diverge(f"training loss {run.last_train_loss}")
+        out_of_time = (run.config.max_seconds
+                       and time.monotonic() - run.start > run.config.max_seconds)
+        if run.diverged or run.step >= run.config.train_steps or out_of_time:
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.run.finish_round(logs or {}):
+        if self.run.diverged or self.run.finish_round():
             self.model.stop_training = True
 
 
 class _Run:
-    """State of one `train` call (step, clock, history)."""
+    """State of one `train` call (step, clock, history, divergence)."""
 
     def __init__(self, config, built, model, checkpointer, state, start):
         self.config = config
@@ -274,61 +210,92 @@ class _Run:
         self.model = model
         self.checkpointer = checkpointer
         self.step = state.get("step", 0)
+        self.good_step = self.step
         self.previous_seconds = state.get("wall_time_s", 0.0)
         self.history = state.get("history", [])
         self.extra = state.get("extra", {})
         self.start = start
         self.last_train_loss = None
+        self.diverged = None
         self.metrics = None
         self.writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "tensorboard"))
 
     def wall_time(self):
         return self.previous_seconds + time.monotonic() - self.start
 
-    def finish_round(self, logs):
+    def describe(self):
+        """The run's fields of `metrics.json` besides the latest evaluation."""
+        return {
+            **self.config.run_description(),
+            "optimizer": self.config.optimizer,
+            "train_steps": self.config.train_steps,
+            "metric_directions": evaluation.directions(self.built),
+            "success_criterion": None if self.built.success is None else self.built.success.as_dict(),
+            "history": self.history,
+            **self.extra,
+        }
+
+    def checkpoint(self):
+        """Saves the model and the run state (atomically); the last good checkpoint from now on."""
+        self.checkpointer.save(self.model, {
+            "step": self.step,
+            "wall_time_s": round(self.wall_time(), 3),
+            "history": self.history,
+            "extra": self.extra,
+            "config": dataclasses.asdict(self.config),
+        })
+        self.good_step = self.step
+
+    def diverge(self, what):
+        """Records a divergence at the current step; the last good checkpoint is left as it is."""
+        self.diverged = {"step": self.step, "what": what, "last_good_step": self.good_step}
+        self.metrics = {
+            "step": self.step,
+            "wall_time_s": round(self.wall_time(), 3),
+            "train_loss": evaluation.finite_or_none(self.last_train_loss)
+            if self.last_train_loss is not None else None,
+            "test_loss": None,
+            "success": False,
+            "diverged": True,
+            "diverged_at_step": self.step,
+            "divergence": what,
+            "last_good_step": self.good_step,
+            **self.describe(),
+        }
+        self.checkpointer.save_metrics(self.metrics)
+
+    def finish_round(self):
         """Evaluates, writes summaries, metrics and a checkpoint; True to stop early."""
-        result = evaluate(
-            self.model, self.built.loss, self.built.test_dataset, self.built.error_rate,
-            self.built.success_error_rate,
-        )
-        train_loss = logs.get("loss", self.last_train_loss)
+        result = evaluation.evaluate(self.model, self.built)
+        if not _all_finite(self.model.weights):
+            self.diverge("non-finite weights")
+            return True
+        if self.built.test_dataset is not None and result["test_loss"] is None:
+            self.diverge("non-finite test loss")
+            return True
         entry = {
             "step": self.step,
             "wall_time_s": round(self.wall_time(), 3),
-            "train_loss": None if train_loss is None else float(train_loss),
+            "train_loss": self.last_train_loss,
             **result,
         }
         self.history.append(entry)
         with self.writer.as_default(step=self.step):
-            for key in ("train_loss", "test_loss", "test_error_rate"):
-                if entry[key] is not None:
-                    tf.summary.scalar(key, entry[key])
+            for key, value in entry.items():
+                if key not in ("step", "wall_time_s", "success") and value is not None:
+                    tf.summary.scalar(key, value)
         self.writer.flush()
-        self.metrics = {
-            **entry,
-            **self.config.run_description(),
-            "optimizer": self.config.optimizer,
-            "train_steps": self.config.train_steps,
-            "success_error_rate": self.built.success_error_rate,
-            "history": self.history,
-            **self.extra,
-        }
-        state = {
-            "step": self.step,
-            "wall_time_s": entry["wall_time_s"],
-            "history": self.history,
-            "extra": self.extra,
-            "config": dataclasses.asdict(self.config),
-        }
-        self.checkpointer.save(self.model, state)
+        self.metrics = {**entry, "diverged": False, **self.describe()}
+        self.checkpoint()
         self.checkpointer.save_metrics(self.metrics)
         if self.config.verbose == 2:
-            print(
-                f"step {self.step}: test_loss={entry['test_loss']:.5g} "
-                f"test_error_rate={entry['test_error_rate']:.4f} success={entry['success']}",
-                flush=True,
-            )
+            shown = ", ".join(f"{k}={_format(v)}" for k, v in result.items())
+            print(f"step {self.step}: {shown}", flush=True)
         return self.config.early_stop and entry["success"]
+
+
+def _format(value):
+    return f"{value:.5g}" if isinstance(value, float) else str(value)
 
 
 _DESCRIPTION_DEFAULTS = {"task_options": {}}
@@ -354,12 +321,23 @@ def _check_resumable(config, state, model_dir):
 
 
 def build_run(config, **model_options):
-    """The family's `Built` for `config` (task resolved by `resolve_task`), without training."""
+    """The family's `Built` for `config` (resolved by `resolve_config`), without training."""
     family = registry.get_family(config.model)
-    config = resolve_task(config)
+    config = resolve_config(config)
     family_config = registry.make_config(family, **model_options)
     keras.utils.set_random_seed(config.seed)
     return family_config, family.build(config.model, family_config, config)
+
+
+def divergence_message(metrics):
+    """One line saying where a diverged run diverged and what is kept, or `None`."""
+    if not metrics or not metrics.get("diverged"):
+        return None
+    return (
+        f"diverged at step {metrics['diverged_at_step']} ({metrics['divergence']}); the last good "
+        f"checkpoint (step {metrics['last_good_step']}) is kept and a re-run resumes from it: "
+        "lower --learning_rate or set --clip_norm"
+    )
 
 
 def train(config, callbacks=(), **model_options):
@@ -372,12 +350,15 @@ def train(config, callbacks=(), **model_options):
             (e.g. `units=100`); `None` values keep the family default.
 
     Returns:
-        The contents of `metrics.json`: `step`, `wall_time_s`, `test_loss`,
-        `test_error_rate`, `success`, `history` and the run description.
+        The contents of `metrics.json`: `step`, `wall_time_s`, `train_loss`,
+        `test_loss`, `success`, `diverged`, the family's named metrics, their
+        `metric_directions`, the `success_criterion`, `history` and the run
+        description (a diverged run: also `diverged_at_step`, `divergence`
+        and `last_good_step`).
     """
     start = time.monotonic()
     check_config(config)
-    config = resolve_task(config)
+    config = resolve_config(config)
     checkpointer = Checkpointer(config.model_dir)
     state = checkpointer.state()
     family_config, built = build_run(config, **model_options)
@@ -387,8 +368,12 @@ def train(config, callbacks=(), **model_options):
         done = state["step"] >= config.train_steps or (
             config.early_stop and state["history"] and state["history"][-1]["success"]
         )
-        if done:
-            return checkpointer.metrics()
+        previous = checkpointer.metrics()
+        if done and not (previous or {}).get("diverged"):
+            return previous
+        if config.verbose and (previous or {}).get("diverged"):
+            print(f"resuming from step {state['step']}, the last good checkpoint; the previous "
+                  f"attempt diverged at step {previous['diverged_at_step']}", flush=True)
     else:
         state = {"extra": {"model_config": dataclasses.asdict(family_config)}}
         model = built.model
@@ -402,6 +387,8 @@ def train(config, callbacks=(), **model_options):
     # The clock (wall_time_s, max_seconds) counts this invocation from its start,
     # model building and layer-wise pretraining included.
     run = _Run(config, built, model, checkpointer, state, start)
+    if not run.step:
+        run.checkpoint()  # step 0: a good checkpoint to fall back on from the first step
     if built.description and config.verbose:
         print(built.description, flush=True)
     dataset = built.train_dataset
@@ -421,17 +408,19 @@ def train(config, callbacks=(), **model_options):
             )
         )
     round_steps = min(config.eval_every, config.train_steps)
-    model.fit(
-        dataset,
-        steps_per_epoch=round_steps,
-        epochs=math.ceil(config.train_steps / round_steps),
-        initial_epoch=run.step // round_steps,
-        callbacks=all_callbacks,
-        shuffle=False,  # the task pipelines shuffle (or generate) their own batches
-        verbose=1 if config.verbose == 1 else 0,
-    )
-    if run.metrics is None or run.metrics["step"] != run.step:
-        run.finish_round({})
+    if run.step < config.train_steps:
+        model.fit(
+            dataset,
+            steps_per_epoch=round_steps,
+            epochs=math.ceil(config.train_steps / round_steps),
+            initial_epoch=run.step // round_steps,
+            callbacks=all_callbacks,
+            shuffle=False,  # the task pipelines shuffle (or generate) their own batches
+            verbose=1 if config.verbose == 1 else 0,
+        )
+    if not run.diverged and (run.metrics is None or run.metrics["step"] != run.step
+                             or run.metrics.get("diverged")):
+        run.finish_round()
     return run.metrics
 
 
@@ -444,7 +433,7 @@ def evaluate_checkpoint(model_dir, task=None, seq_len=None, test_size=None, seed
             model trained at T=100 on T=200); `None` keeps the run's.
 
     Returns:
-        A dict with `test_loss`, `test_error_rate`, `success`, the step of
+        A dict with `test_loss`, the family's metrics, `success`, the step of
         the checkpoint and the evaluation's model/task/seq_len/seed/test_size.
     """
     checkpointer = Checkpointer(model_dir)
@@ -463,8 +452,8 @@ def evaluate_checkpoint(model_dir, task=None, seq_len=None, test_size=None, seed
     )
     if registry.get_family(config.model).tasks == () and task is None:
         config = dataclasses.replace(config, task=None)  # older runs recorded a default task
-    config = resolve_task(config)
     _, built = build_run(config, **state.get("extra", {}).get("model_config", {}))
+    config = resolve_config(config)
     model = checkpointer.load_model()
     if model.input_shape != built.model.input_shape:
         raise ValueError(
@@ -473,10 +462,9 @@ def evaluate_checkpoint(model_dir, task=None, seq_len=None, test_size=None, seed
             f"{config.task!r} with seq_len={config.seq_len!r} gives {built.model.input_shape}; "
             "evaluate at the training seq_len (zoo models have a fixed input length)."
         )
-    result = evaluate(model, built.loss, built.test_dataset, built.error_rate,
-                      built.success_error_rate)
     return {
-        **result,
+        **evaluation.evaluate(model, built),
+        "metric_directions": evaluation.directions(built),
         "step": state["step"],
         "model": config.model,
         "task": config.task,

@@ -1,0 +1,103 @@
+"""The optimizer of a training run: `make_optimizer(config)` for every family and binary.
+
+One factory and one set of defaults (`rnnzoo.zoo.training.TrainConfig`):
+`sgd`, `momentum` (classical, thesis eq. 7.1-7.2), `nag` (eq. 7.12-7.13),
+`adam`, `hf` (Hessian-free, Alg. 5), with the learning-rate and momentum
+schedules of thesis ch. 7 and gradient-norm clipping.
+"""
+
+import keras
+
+from rnnzoo.optimizers import NAG, HessianFree, schedules
+from rnnzoo.optimizers.momentum import Momentum
+
+OPTIMIZERS = ("sgd", "momentum", "nag", "adam", "hf")
+MOMENTUM_SCHEDULES = ("constant", "piecewise", "nesterov", "progression")
+DEFAULT_LEARNING_RATE = 1e-3
+"""The learning rate of a run that sets none (and whose model's recipe sets none)."""
+DEFAULT_CLIP_NORM = 0.0
+"""No gradient clipping unless the run or its model's recipe asks for it."""
+
+
+def check_optimizer_settings(config):
+    """Raises a ValueError naming the first invalid optimizer setting of `config`."""
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"Unknown optimizer {config.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}."
+        )
+    if config.momentum_schedule not in MOMENTUM_SCHEDULES:
+        raise ValueError(
+            f"Unknown momentum_schedule {config.momentum_schedule!r}; choose one of: "
+            f"{', '.join(MOMENTUM_SCHEDULES)}."
+        )
+    if config.learning_rate is not None and not config.learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0, got {config.learning_rate!r}.")
+    if config.clip_norm is not None and not config.clip_norm >= 0:
+        raise ValueError(f"clip_norm must be >= 0 (0 disables clipping), got {config.clip_norm!r}.")
+    if config.optimizer == "hf" and config.clip_norm:
+        raise ValueError(
+            f"clip_norm={config.clip_norm} does not apply to --optimizer=hf (Hessian-free "
+            "chooses its step by CG and a line search); pass --clip_norm=0."
+        )
+    if not 0 <= config.final_phase < 1:
+        raise ValueError(f"final_phase must be in [0, 1), got {config.final_phase!r}.")
+
+
+def learning_rate_schedule(config):
+    """The learning rate: a float or a `PiecewiseConstantDecay`, with the final phase applied."""
+    rate = DEFAULT_LEARNING_RATE if config.learning_rate is None else config.learning_rate
+    if config.lr_values:
+        if len(config.lr_values) != len(config.lr_boundaries) + 1:
+            raise ValueError(
+                f"lr_values needs one more entry than lr_boundaries, got "
+                f"{len(config.lr_values)} values for {len(config.lr_boundaries)} boundaries."
+            )
+        rate = keras.optimizers.schedules.PiecewiseConstantDecay(
+            [int(b) for b in config.lr_boundaries], [float(v) for v in config.lr_values]
+        )
+    if config.final_phase:
+        rate = schedules.FinalPhase(rate, config.train_steps, fraction=config.final_phase, factor=0.1)
+    return rate
+
+
+def momentum_schedule(config):
+    """mu: a float or a schedule of `rnnzoo.optimizers.schedules`, with the final phase applied."""
+    kind = config.momentum_schedule
+    if kind == "constant":
+        mu = float(config.momentum)
+        schedules.check_momentum("momentum", mu)
+    elif kind == "piecewise":
+        mu = schedules.PiecewiseConstantMomentum(config.momentum_boundaries, config.momentum_values)
+    elif kind == "nesterov":
+        mu = schedules.NesterovMomentum(float(config.momentum), int(config.momentum_period))
+    else:
+        mu = schedules.ExponentialProgression(first_step=int(config.momentum_period))
+    if config.final_phase:
+        mu = schedules.FinalPhase(mu, config.train_steps, fraction=config.final_phase, value=0.99)
+    return mu
+
+
+def make_optimizer(config):
+    """The optimizer of `config`, a `rnnzoo.zoo.training.TrainConfig` (see its `optimizer`).
+
+    Raises:
+        ValueError: an invalid optimizer setting, naming it.
+    """
+    check_optimizer_settings(config)
+    clip = {"clipnorm": float(config.clip_norm)} if config.clip_norm else {}
+    if config.optimizer == "hf":
+        return HessianFree(
+            damping=float(config.hf_damping),
+            structural_damping=float(config.hf_structural_damping),
+            max_cg_iterations=int(config.hf_max_cg_iterations),
+            curvature_fraction=float(config.hf_curvature_fraction),
+        )
+    rate = learning_rate_schedule(config)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(rate, **clip)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(rate, **clip)
+    mu = momentum_schedule(config)
+    if config.optimizer == "nag":
+        return NAG(rate, momentum=mu, **clip)
+    return Momentum(rate, momentum=mu, **clip)
