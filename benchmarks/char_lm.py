@@ -29,6 +29,8 @@ from absl import app, flags  # noqa: E402
 
 from rnnzoo.export import export_char_lm  # noqa: E402
 from rnnzoo.zoo import char_lm  # noqa: E402
+from rnnzoo.zoo import text_evaluation  # noqa: E402
+from rnnzoo.data.char_tokenizer import START  # noqa: E402
 
 flags.DEFINE_float("seconds", 150.0, "Training seconds per model.")
 flags.DEFINE_integer("mrnn_units", 128, "char_mrnn units = factors; the others are sized to its parameter count.")
@@ -80,7 +82,7 @@ def generation_speed(export_dir, batch, length, repeats=2):
 
 def rereading_speed(model, vocabulary, length):
     """Anchor: greedy decoding that re-runs the Keras model on the whole prefix for every character."""
-    ids = [int(vocabulary.encode(char_lm.START)[0])] + vocabulary.encode("def ").tolist()
+    ids = [int(vocabulary.encode(START)[0])] + vocabulary.encode("def ").tolist()
     call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     call(tf.constant([ids]))
     start = time.perf_counter()
@@ -116,7 +118,7 @@ def main(argv):
         model = char_lm.build_model(name, vocab, model_config, seed=0)
         run = char_lm.fit(model, corpus, FLAGS.seq_len, FLAGS.context, FLAGS.batch_size, "adam",
                           seconds=FLAGS.seconds, steps=10**9, eval_every=FLAGS.eval_every, verbose=0)
-        final = char_lm.bits_per_char(model, corpus, FLAGS.seq_len, FLAGS.context)
+        final = text_evaluation.bits_per_char(model, corpus, FLAGS.seq_len, FLAGS.context)
         export_dir = export_char_lm(model, corpus.vocabulary, os.path.join(export_base, name))
         gen_1 = generation_speed(export_dir, 1, 300)
         gen_16 = generation_speed(export_dir, 16, 200)
@@ -131,7 +133,7 @@ def main(argv):
             "generation_chars_per_second_batch16": round(gen_16, 1),
             "rereading_decoder_chars_per_second": round(anchor, 1),
             "generation_speedup_vs_rereading_batch1": round(gen_1 / anchor, 2),
-            "sample": char_lm.sample(model, corpus.vocabulary, "def ", 120, 0.8, seed=0)[0],
+            "sample": text_evaluation.sample(model, corpus.vocabulary, "def ", 120, 0.8, seed=0)[0],
         }
         print(json.dumps({name: {k: v for k, v in results["models"][name].items() if k != "curve"}}), file=sys.stderr,
               flush=True)

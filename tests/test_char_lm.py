@@ -10,25 +10,34 @@ import tensorflow as tf
 
 from rnnzoo.data.char_corpus import load_corpus
 from rnnzoo.zoo import char_lm
+from rnnzoo.zoo import text_evaluation
+from rnnzoo.data.char_tokenizer import START
+from rnnzoo.decoding import TextModel
 from rnnzoo.zoo.char_lm import CharLMConfig
+from tests.char_lm_runs import train_char_lm
 
 SENTENCES = "the cat sat on the mat. a dog ran to the log. "
 SEQ_LEN, CONTEXT = 40, 10
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
+def corpus_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("corpus") / "tiny.txt"
     path.write_text(SENTENCES * 60, encoding="utf-8")
-    return load_corpus(str(path), holdout_chars=460)
+    return path
 
 
 @pytest.fixture(scope="module")
-def trained(corpus):
-    model = char_lm.build_model("char_mrnn", corpus.vocabulary.size, CharLMConfig(units=48), seed=0)
-    run = char_lm.fit(model, corpus, SEQ_LEN, CONTEXT, batch_size=16, optimizer="adam", steps=300,
-                      eval_every=100, seed=0, verbose=0)
-    return model, run
+def corpus(corpus_path):
+    return load_corpus(str(corpus_path), holdout_chars=460)
+
+
+@pytest.fixture(scope="module")
+def trained(corpus_path, tmp_path_factory):
+    model, _, metrics = train_char_lm(
+        tmp_path_factory.mktemp("run"), corpus_path, steps=300, eval_every=100, seq_len=SEQ_LEN,
+        context=CONTEXT, units=48, holdout_chars=460)
+    return model, metrics
 
 
 def untrained(name, corpus, units=16):
@@ -51,19 +60,19 @@ def greedy_reference(model, vocabulary, ids, length):
 
 
 def context_ids(vocabulary, text):
-    return [int(vocabulary.encode(char_lm.START)[0])] + vocabulary.encode(text).tolist()
+    return [int(vocabulary.encode(START)[0])] + vocabulary.encode(text).tolist()
 
 
 def test_tiny_corpus_overfits_far_below_the_unigram_entropy(corpus, trained):
     model, run = trained
     unigram = corpus.unigram_bits_per_char()
-    result = char_lm.bits_per_char(model, corpus, SEQ_LEN, CONTEXT)
+    result = text_evaluation.bits_per_char(model, corpus, SEQ_LEN, CONTEXT)
     assert unigram > 3.0
     assert result["bits_per_char"] < 0.1 * unigram
     assert result["perplexity"] == pytest.approx(2 ** result["bits_per_char"])
     assert result["characters"] == 460
-    assert [c["steps"] for c in run["curve"]] == [100, 200, 300]
-    assert run["curve"][-1]["bits_per_char"] == pytest.approx(result["bits_per_char"], rel=1e-4)
+    assert [h["step"] for h in run["history"]] == [100, 200, 300]
+    assert run["history"][-1]["bits_per_char"] == pytest.approx(result["bits_per_char"], rel=1e-4)
 
 
 def test_heldout_bits_per_char_equals_numpy_reference(corpus):
@@ -74,8 +83,8 @@ def test_heldout_bits_per_char_equals_numpy_reference(corpus):
         np.asarray([keras_log_softmax(model, row) for row in x]), y[..., None], -1
     )[..., 0]
     expected = -(log_p * w).sum() / w.sum() / math.log(2)
-    assert char_lm.bits_per_char(model, corpus, SEQ_LEN, CONTEXT)["bits_per_char"] == pytest.approx(expected, rel=1e-5)
-    assert char_lm.bits_per_char_of(logits, y, w) == pytest.approx(expected, rel=1e-5)
+    assert text_evaluation.bits_per_char(model, corpus, SEQ_LEN, CONTEXT)["bits_per_char"] == pytest.approx(expected, rel=1e-5)
+    assert text_evaluation.bits_per_char_of(logits, y, w) == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("name", char_lm.MODELS)
@@ -83,7 +92,7 @@ def test_temperature_zero_is_argmax_decoding_of_the_keras_model(corpus, name):
     model = untrained(name, corpus)
     vocabulary = corpus.vocabulary
     prompts, lengths = ["the ", "", "d€g"], [12, 7, 5]
-    texts = char_lm.sample(model, vocabulary, prompts, lengths, 0.0, seed=[5, 6, 7])
+    texts = text_evaluation.sample(model, vocabulary, prompts, lengths, 0.0, seed=[5, 6, 7])
     for prompt, length, text in zip(prompts, lengths, texts):
         assert text == prompt + greedy_reference(model, vocabulary, context_ids(vocabulary, prompt), length)
 
@@ -91,7 +100,7 @@ def test_temperature_zero_is_argmax_decoding_of_the_keras_model(corpus, name):
 def test_trained_model_continues_the_corpus_greedily(corpus, trained):
     model, _ = trained
     prompt = "a dog ran to the log. the cat "
-    assert char_lm.sample(model, corpus.vocabulary, prompt, 16, 0.0)[0] == prompt + "sat on the mat. "
+    assert text_evaluation.sample(model, corpus.vocabulary, prompt, 16, 0.0)[0] == prompt + "sat on the mat. "
 
 
 @pytest.mark.parametrize("name", ["char_mrnn", "char_lstm"])
@@ -99,7 +108,7 @@ def test_score_is_the_keras_models_log_probability(corpus, name):
     model = untrained(name, corpus)
     vocabulary = corpus.vocabulary
     texts = ["the cat", "", "ü?x", "a dog ran to the log."]
-    log_prob, bits = char_lm.log_prob(model, vocabulary, texts)
+    log_prob, bits = text_evaluation.log_prob(model, vocabulary, texts)
     for text, lp, b in zip(texts, log_prob, bits):
         ids = context_ids(vocabulary, text)
         expected = sum(keras_log_softmax(model, ids[:-1])[i, ids[i + 1]] for i in range(len(text)))
@@ -110,11 +119,11 @@ def test_score_is_the_keras_models_log_probability(corpus, name):
 def test_sampling_is_deterministic_per_row_whatever_the_batch(corpus):
     model = untrained("char_mrnn", corpus)
     vocabulary = corpus.vocabulary
-    alone = char_lm.sample(model, vocabulary, ["the"], 30, 1.0, seed=11)[0]
-    again = char_lm.sample(model, vocabulary, ["the"], 30, 1.0, seed=11)[0]
-    batched = char_lm.sample(model, vocabulary, ["a much longer prompt", "the", ""], [3, 30, 9], [0.0, 1.0, 2.0],
+    alone = text_evaluation.sample(model, vocabulary, ["the"], 30, 1.0, seed=11)[0]
+    again = text_evaluation.sample(model, vocabulary, ["the"], 30, 1.0, seed=11)[0]
+    batched = text_evaluation.sample(model, vocabulary, ["a much longer prompt", "the", ""], [3, 30, 9], [0.0, 1.0, 2.0],
                              seed=[1, 11, 2])
-    other_seed = char_lm.sample(model, vocabulary, ["the"], 30, 1.0, seed=12)[0]
+    other_seed = text_evaluation.sample(model, vocabulary, ["the"], 30, 1.0, seed=12)[0]
     assert alone == again == batched[1]
     assert other_seed != alone
     assert len(alone) == 33
@@ -126,7 +135,7 @@ def test_samples_follow_softmax_of_logits_over_temperature(corpus):
     logits = np.asarray(model(np.asarray([context_ids(vocabulary, "th")], np.int32)))[0, -1].astype(np.float64)
     n = 3000
     for temperature in (0.5, 2.0):
-        texts = char_lm.sample(model, vocabulary, ["th"] * n, 1, temperature, seed=np.arange(n))
+        texts = text_evaluation.sample(model, vocabulary, ["th"] * n, 1, temperature, seed=np.arange(n))
         drawn = vocabulary.encode("".join(t[2] for t in texts))
         counts = np.bincount(drawn, minlength=vocabulary.size)
         p = np.exp(logits / temperature - (logits / temperature).max())
@@ -139,7 +148,7 @@ def test_samples_follow_softmax_of_logits_over_temperature(corpus):
 def test_prompt_edge_cases_behave_as_documented(corpus):
     model = untrained("char_mrnn", corpus)
     vocabulary = corpus.vocabulary
-    text_model = char_lm.TextModel(model, vocabulary)
+    text_model = TextModel(model, vocabulary)
     prompts = tf.constant([b"", "tü€x".encode(), b"caf\xe9", b"abc"])
     out = text_model.generate(prompts, tf.constant([4, 3, 2, 0]), tf.constant([0.0, 0.0, 0.0, 1.0]),
                               tf.constant([0, 0, 0, 0], tf.int64))["text"].numpy()
@@ -168,7 +177,7 @@ def test_prompt_edge_cases_behave_as_documented(corpus):
     ],
 )
 def test_invalid_generate_arguments_are_invalid_argument(corpus, max_length, temperature, seed, message):
-    text_model = char_lm.TextModel(untrained("char_mrnn", corpus), corpus.vocabulary)
+    text_model = TextModel(untrained("char_mrnn", corpus), corpus.vocabulary)
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         text_model.generate(tf.constant(["ab"]), tf.constant(max_length), tf.constant(temperature),
                             tf.constant(seed, tf.int64))
@@ -176,7 +185,7 @@ def test_invalid_generate_arguments_are_invalid_argument(corpus, max_length, tem
 
 def test_structured_completion_follows_the_prefix(corpus, trained):
     model, _ = trained
-    completions = char_lm.complete(model, corpus.vocabulary, "the cat sat on the mat. a dog ", num_samples=4,
+    completions = text_evaluation.complete(model, corpus.vocabulary, "the cat sat on the mat. a dog ", num_samples=4,
                                    max_length=12, temperature=0.3, seed=0)
     assert len(completions) == 4
     assert all(c.startswith("ran to") for c in completions)
@@ -185,10 +194,10 @@ def test_structured_completion_follows_the_prefix(corpus, trained):
 def test_debagging_equals_one_ordering_at_a_time(corpus, trained):
     model, _ = trained
     text = (SENTENCES * 3).strip()
-    bags = char_lm.make_bags(text, num_bags=4, k=3, context_words=2, seed=1)
+    bags = text_evaluation.make_bags(text, num_bags=4, k=3, context_words=2, seed=1)
     assert all(len(b) == 7 for b in bags)
-    result = char_lm.debag(model, corpus.vocabulary, bags, k=3, batch_size=4)
-    score = tf.function(char_lm.TextModel(model, corpus.vocabulary).score)
+    result = text_evaluation.debag(model, corpus.vocabulary, bags, k=3, batch_size=4)
+    score = tf.function(TextModel(model, corpus.vocabulary).score)
     correct = 0
     for words in bags:
         truth = " ".join(words)
@@ -202,25 +211,31 @@ def test_debagging_equals_one_ordering_at_a_time(corpus, trained):
 
 def test_make_bags_rejects_short_texts():
     with pytest.raises(ValueError, match="fewer than one bag of 11"):
-        char_lm.make_bags("only five words are here", num_bags=1, k=7)
+        text_evaluation.make_bags("only five words are here", num_bags=1, k=7)
 
 
-def test_nag_trains_the_char_rnn(corpus):
-    model = untrained("char_rnn", corpus, units=32)
-    before = char_lm.bits_per_char(model, corpus, SEQ_LEN, CONTEXT)["bits_per_char"]
-    char_lm.fit(model, corpus, SEQ_LEN, CONTEXT, 16, optimizer="nag", learning_rate=0.02, steps=150,
-                eval_every=150, verbose=0)
-    after = char_lm.bits_per_char(model, corpus, SEQ_LEN, CONTEXT)["bits_per_char"]
+def test_nag_trains_the_char_rnn(corpus, corpus_path, tmp_path):
+    before = text_evaluation.bits_per_char(untrained("char_rnn", corpus, units=32), corpus, SEQ_LEN,
+                                           CONTEXT)["bits_per_char"]
+    model, _, _ = train_char_lm(tmp_path, corpus_path, "char_rnn", steps=150, seq_len=SEQ_LEN,
+                                context=CONTEXT, optimizer="nag", learning_rate=0.02,
+                                training={"momentum": 0.99, "seed": 1}, units=32, embedding_dim=8,
+                                holdout_chars=460)
+    after = text_evaluation.bits_per_char(model, corpus, SEQ_LEN, CONTEXT)["bits_per_char"]
     assert after < 0.6 * before
 
 
-def test_hessian_free_steps_lower_the_training_loss(corpus):
-    model = untrained("char_mrnn", corpus, units=16)
+def test_hessian_free_steps_lower_the_training_loss(corpus, corpus_path, tmp_path):
     x, y, w = next(iter(corpus.train_dataset(SEQ_LEN, CONTEXT, 32, seed=0)))
     loss = char_lm.loss()
-    before = float(loss(y, model(x), sample_weight=w))
-    char_lm.fit(model, corpus, SEQ_LEN, CONTEXT, 32, optimizer="hf", steps=4, eval_every=4, verbose=0)
-    assert float(loss(y, model(x), sample_weight=w)) < 0.95 * before
+    run = dict(steps=4, seq_len=SEQ_LEN, context=CONTEXT, batch_size=32, units=16, holdout_chars=460)
+    start, _, _ = train_char_lm(tmp_path / "start", corpus_path, steps=1, learning_rate=1e-12,
+                                **{k: v for k, v in run.items() if k != "steps"})
+    before = float(loss(y, start(x), sample_weight=w))
+    model, _, _ = train_char_lm(  # thesis §5.4.2: lambda_0 = 10, mu = 0.1, at most 150 CG steps
+        tmp_path / "hf", corpus_path, optimizer="hf", training={
+            "hf_damping": 10.0, "hf_structural_damping": 0.1, "hf_max_cg_iterations": 150}, **run)
+    assert float(loss(y, model(x), sample_weight=w)) < 0.98 * before
 
 
 def test_models_use_sparse_recurrent_init_and_token_ids(corpus):
@@ -249,7 +264,7 @@ def test_registry_build_reports_heldout_bits_per_char(corpus, tmp_path):
         ys.append(y.numpy())
         preds.append(np.asarray(built.model(x)))
     fresh = load_corpus(str(path), holdout_chars=200)
-    expected = char_lm.bits_per_char(built.model, fresh, 30, 10)["bits_per_char"]
+    expected = text_evaluation.bits_per_char(built.model, fresh, 30, 10)["bits_per_char"]
     assert built.error_rate(np.concatenate(ys), np.concatenate(preds)) == pytest.approx(expected, rel=1e-5)
     x, y, w = next(iter(built.train_dataset))
     assert x.shape == (8, 30) and float(w[0, :10].numpy().sum()) == 0.0
@@ -265,7 +280,7 @@ def test_evaluate_model_dir_runs_every_chapter_5_evaluation(corpus, trained, tmp
     result = char_lm.evaluate_model_dir(str(tmp_path / "run"), prompts=("the cat ",), temperature=0.5,
                                         sample_length=10, completion_prefixes=("a dog ",), num_completions=2,
                                         debag_bags=3, debag_k=3)
-    assert result["bits_per_char"] == pytest.approx(char_lm.bits_per_char(model, corpus, SEQ_LEN, CONTEXT)["bits_per_char"])
+    assert result["bits_per_char"] == pytest.approx(text_evaluation.bits_per_char(model, corpus, SEQ_LEN, CONTEXT)["bits_per_char"])
     assert result["characters"] == 460
     assert len(result["samples"]["the cat "]) == 18
     assert len(result["completions"]["a dog "]) == 2

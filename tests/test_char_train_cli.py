@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from rnnzoo.data.char_corpus import Vocabulary, load_corpus
 from rnnzoo.export import export_model_dir
-from rnnzoo.zoo import char_lm
+from rnnzoo.zoo import text_evaluation
 
 TEXT = "the cat sat on the mat. a dog ran to the log. "
 
@@ -40,7 +40,7 @@ def test_rnnzoo_train_char_mrnn_reports_heldout_bpc_and_exports(tmp_path):
     assert Vocabulary.load(str(model_dir / "vocabulary.json")) == corpus.vocabulary
     model = keras.saving.load_model(str(model_dir / "model.keras"), compile=False)
     # The loop's metric is the held-out bits per character of the checkpoint, not an error rate.
-    heldout = char_lm.bits_per_char(model, corpus, 30, 10)["bits_per_char"]
+    heldout = text_evaluation.bits_per_char(model, corpus, 30, 10)["bits_per_char"]
     assert metrics["bits_per_char"] == pytest.approx(heldout, rel=1e-4)
     assert metrics["metric_directions"] == {"bits_per_char": "lower"}
     assert "test_error_rate" not in metrics and metrics["diverged"] is False
@@ -60,4 +60,4 @@ def test_rnnzoo_train_char_mrnn_reports_heldout_bpc_and_exports(tmp_path):
     loaded = tf.saved_model.load(export_dir)
     text = loaded.signatures["generate"](prompt=tf.constant(["the cat "]), max_length=tf.constant([6]),
                                          temperature=tf.constant([0.0]), seed=tf.constant([0], tf.int64))["text"]
-    assert text.numpy()[0].decode() == char_lm.sample(model, corpus.vocabulary, "the cat ", 6, 0.0)[0]
+    assert text.numpy()[0].decode() == text_evaluation.sample(model, corpus.vocabulary, "the cat ", 6, 0.0)[0]

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnzoo.data.char_corpus import load_corpus
 from rnnzoo.export import (
     ServingParityError,
     check_serving_parity,
@@ -22,7 +21,10 @@ from rnnzoo.export import (
     save_for_serving,
 )
 from rnnzoo.zoo import char_lm
+from rnnzoo.zoo import text_evaluation
+from rnnzoo.data.char_tokenizer import START
 from rnnzoo.zoo.char_lm import CharLMConfig
+from tests.char_lm_runs import train_char_lm
 
 TEXT = "the cat sat on the mat. a dog ran to the log. "
 
@@ -31,10 +33,9 @@ TEXT = "the cat sat on the mat. a dog ran to the log. "
 def trained(tmp_path_factory):
     path = tmp_path_factory.mktemp("corpus") / "tiny.txt"
     path.write_text(TEXT * 40, encoding="utf-8")
-    corpus = load_corpus(str(path), holdout_chars=200)
-    model = char_lm.build_model("char_mrnn", corpus.vocabulary.size, CharLMConfig(units=24), seed=0)
-    char_lm.fit(model, corpus, 30, 10, 16, "adam", steps=60, eval_every=60, verbose=0)
-    return model, corpus.vocabulary
+    model, vocabulary, _ = train_char_lm(tmp_path_factory.mktemp("run"), path, steps=60,
+                                         units=24, holdout_chars=200)
+    return model, vocabulary
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def keras_log_softmax(model, ids):
 
 
 def context_ids(vocabulary, text):
-    return [int(vocabulary.encode(char_lm.START)[0])] + vocabulary.encode(text).tolist()
+    return [int(vocabulary.encode(START)[0])] + vocabulary.encode(text).tolist()
 
 
 def greedy_reference(model, vocabulary, prompt, length):
@@ -144,7 +145,7 @@ def test_fresh_process_without_rnnzoo_reproduces_the_keras_model(trained, export
     for i in range(3):  # greedy rows: the Keras model's own argmax decoding
         assert served["text"][i] == greedy_reference(model, vocabulary, request["prompt"][i], request["max_length"][i])
     assert served["text"][3] == "a dog "  # max_length 0
-    sampled = char_lm.sample(model, vocabulary, request["prompt"], request["max_length"], request["temperature"],
+    sampled = text_evaluation.sample(model, vocabulary, request["prompt"], request["max_length"], request["temperature"],
                              request["seed"])
     assert served["text"] == sampled
     assert len(served["text"][4]) == 23
@@ -263,7 +264,7 @@ def test_served_by_rnnzoo_serve_through_client_and_rest(trained, exported):
         with Client(f"127.0.0.1:{server.grpc_port}") as client:
             client.wait_until_available("char_lm")
             texts = client.generate("char_lm", ["the cat ", "a dog"], max_length=[10, 15], temperature=0.7, seed=[3, 4])
-            assert texts == char_lm.sample(model, vocabulary, ["the cat ", "a dog"], [10, 15], 0.7, [3, 4])
+            assert texts == text_evaluation.sample(model, vocabulary, ["the cat ", "a dog"], [10, 15], 0.7, [3, 4])
             scored = client.score("char_lm", ["the cat sat", "ü"])
             np.testing.assert_allclose(
                 scored["log_prob"], [keras_log_prob(model, vocabulary, t) for t in ["the cat sat", "ü"]], atol=1e-4

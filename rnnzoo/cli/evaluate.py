@@ -11,10 +11,11 @@ completions and debagging accuracy (thesis §5.4-5.5).
 """
 
 import json
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from rnnzoo.cli.quiet import quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow()
 
 from absl import app, flags  # noqa: E402
 

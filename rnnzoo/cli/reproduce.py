@@ -8,10 +8,11 @@ seeds, wall time), `curves.png`, `results.json` and the runs' model dirs
 under `runs/` (or `--work_dir`). See `rnnzoo.zoo.experiments`.
 """
 
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from rnnzoo.cli.quiet import quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow()
 
 from absl import app, flags  # noqa: E402
 

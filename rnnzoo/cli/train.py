@@ -18,11 +18,12 @@ the exit status is 1.
 import ast
 import dataclasses
 import json
-import os
 import sys
 import typing
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from rnnzoo.cli.quiet import quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow()
 
 from absl import app, flags  # noqa: E402
 

@@ -8,7 +8,7 @@
   the prompt followed by up to `max_length` sampled characters (UTF-8);
 - `score`: `text` string[b] -> `bits_per_char` float32[b], `log_prob` float32[b].
 
-Semantics are those of `rnnzoo.zoo.char_lm.TextModel`: tokenisation by
+Semantics are those of `rnnzoo.decoding.TextModel`: tokenisation by
 `tf.strings.unicode_decode` (core TF), sampling in a `tf.while_loop` carrying
 the recurrent state, stateless random ops seeded per row (the same inputs give
 the same text, whatever else is in the batch), temperature 0 = greedy, every
@@ -27,6 +27,7 @@ from tensorflow.core.framework import types_pb2
 
 from rnnzoo.export.parity import ServingParityError, read_saved_model, save_for_serving
 from rnnzoo.export.warmup import predict_request, write_warmup_requests
+from rnnzoo.decoding import TextModel
 from rnnzoo.zoo import char_lm
 
 SIGNATURES = {
@@ -125,7 +126,7 @@ def export_char_lm(model, vocabulary, export_base, version=None, max_generate=40
             "or remove it"
         )
     os.makedirs(export_base, exist_ok=True)
-    text_model = char_lm.TextModel(model, vocabulary, max_generate=max_generate)
+    text_model = TextModel(model, vocabulary, max_generate=max_generate)
     generate, score = serving_functions(text_model)
     staging = tempfile.mkdtemp(prefix=f".export-{version}-", dir=export_base)
     try:

@@ -36,8 +36,6 @@ from rnnzoo.zoo.checkpoint import Checkpointer
 from rnnzoo.zoo.optimizer_factory import (
     DEFAULT_CLIP_NORM,
     DEFAULT_LEARNING_RATE,
-    MOMENTUM_SCHEDULES,
-    OPTIMIZERS,
     check_optimizer_settings,
     make_optimizer,
 )
