@@ -1,51 +1,49 @@
-"""Serving latency, throughput and memory: rnnzoo-serve (gRPC, REST) vs an in-process call.
+"""Serving throughput, latency and server CPU: rnnzoo-serve loaded by C load generators.
 
-The anchor is the same SavedModel signature called in-process (`tf.saved_model.load(...)
-.signatures[...]`) from the same number of threads. For 1, 8 and 32 concurrent clients, with and
-without server-side batching, it reports p50/p99 latency (ms) and requests/second, and the ratios
-the serving targets are stated in:
+`rnnzoo-serve` runs as its own process; the load comes from C programs in other processes
+(`wrk` for REST, `h2load` from nghttp2-client for gRPC, sending prebuilt gRPC frames), so no
+Python client shares the two cores with the server. The anchor, measured in the same run, is the
+same SavedModel signature called in-process (`tf.saved_model.load(...).signatures[...]`) with one
+row and with a full batch. For each configuration the JSON has requests/s, p50/p99 latency (ms)
+and server CPU per request (us, from /proc/<pid>/stat), and the ratios the targets are stated in:
 
-* p50 overhead of one small request over the in-process call (target <= 1 ms);
-* throughput with batching at 32 clients relative to the in-process call (target >= 0.9x);
-* with --soak_seconds, server RSS after the full soak relative to after 1 minute (target <= 1.1x).
+* REST with batching at 32 connections >= 2x the in-process single-row call rate;
+* server CPU per request <= 200 us (REST) and <= 300 us (gRPC);
+* p50 overhead at low load (1 connection) over the in-process single-row call <= 1 ms.
 
-The server runs as a separate `rnnzoo-serve` process; clients are threads of this process, so
-client-side Python cost is part of the measured latency, as it is for a Python user.
+Every request's status is checked through the server's own request_count metric.
 
+  apt-get install -y wrk nghttp2-client
   .venv/bin/python benchmarks/serving.py --output benchmarks/results/serving.json
-  .venv/bin/python benchmarks/serving.py --soak_seconds=600 --output benchmarks/results/serving_soak.json
 """
 
 import json
 import os
 import platform
+import re
+import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 import requests  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 from output import write_json  # noqa: E402  (benchmarks/output.py)
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
-
-from rnnzoo.serving import Client  # noqa: E402
+from tensorflow_serving.apis import predict_pb2  # noqa: E402
 
 _OUTPUT = flags.DEFINE_string("output", None, "Write the JSON here as well as to stdout.")
-_SECONDS = flags.DEFINE_float("seconds", 3.0, "Measurement time per configuration.")
-_CLIENTS = flags.DEFINE_list("clients", ["1", "8", "32"], "Concurrent client counts.")
-_SOAK_SECONDS = flags.DEFINE_float("soak_seconds", 0, "If > 0, only run a memory soak of this length.")
-_GENERATE_MODEL = flags.DEFINE_string(
-    "generate_model_base_path", "", "Base path of a char-LM export with a 'generate' signature (optional)."
-)
+_SECONDS = flags.DEFINE_integer("seconds", 10, "Load duration per configuration.")
+_CONNECTIONS = flags.DEFINE_integer("connections", 32, "Concurrent connections (streams for gRPC) under load.")
+_BATCH = 32
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Small(tf.Module):
@@ -67,196 +65,177 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
 
 
-def measure(call, clients: int, seconds: float) -> dict:
-    """Run `call()` from `clients` threads for `seconds`; latency percentiles and throughput."""
-    latencies = [[] for _ in range(clients)]
-    failures = []
-    start_gate = threading.Barrier(clients + 1)
-    stop_at = [0.0]
-
-    def worker(i):
-        start_gate.wait()
-        while time.perf_counter() < stop_at[0]:
-            t0 = time.perf_counter()
-            try:
-                call()
-            except Exception as error:  # counted, reported in the JSON
-                failures.append(repr(error)[:200])
-                continue
-            latencies[i].append(time.perf_counter() - t0)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    stop_at[0] = time.perf_counter() + seconds
-    begin = time.perf_counter()
-    start_gate.wait()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - begin
-    flat = np.concatenate([np.asarray(l) for l in latencies]) if any(latencies) else np.array([np.nan])
-    return {
-        "clients": clients,
-        "requests": int(sum(len(l) for l in latencies)),
-        "failures": len(failures),
-        "p50_ms": round(float(np.percentile(flat, 50)) * 1e3, 3),
-        "p99_ms": round(float(np.percentile(flat, 99)) * 1e3, 3),
-        "requests_per_second": round(sum(len(l) for l in latencies) / elapsed, 1),
-    }
+def in_process(base_path: str, x: np.ndarray, seconds: float) -> dict:
+    """Calls/s and p50 of the signature called in-process, one row and a full batch."""
+    function = tf.saved_model.load(os.path.join(base_path, "1")).signatures["serving_default"]
+    result = {}
+    for name, rows in (("one_row", x[:1]), ("full_batch", np.repeat(x[:1], _BATCH, axis=0))):
+        feed = tf.constant(rows)
+        for _ in range(50):
+            function(x=feed)["y"].numpy()
+        latencies, stop = [], time.perf_counter() + seconds
+        while time.perf_counter() < stop:
+            start = time.perf_counter()
+            function(x=feed)["y"].numpy()
+            latencies.append(time.perf_counter() - start)
+        result[name] = {
+            "rows": len(rows),
+            "calls_per_second": round(len(latencies) / sum(latencies), 1),
+            "rows_per_second": round(len(rows) * len(latencies) / sum(latencies), 1),
+            "p50_ms": round(float(np.percentile(latencies, 50)) * 1e3, 3),
+        }
+    return result
 
 
 class ServerProcess:
-    def __init__(self, base_path: str, model_name: str, batching_file: str | None):
+    def __init__(self, base_path: str, batching_file: str | None, monitoring_file: str):
         self.grpc_port, self.rest_port = free_port(), free_port()
         argv = [sys.executable, "-m", "rnnzoo.cli.serve", f"--port={self.grpc_port}",
-                f"--rest_api_port={self.rest_port}", f"--model_name={model_name}", f"--model_base_path={base_path}"]
+                f"--rest_api_port={self.rest_port}", "--model_name=small", f"--model_base_path={base_path}",
+                f"--monitoring_config_file={monitoring_file}", "--file_system_poll_wait_seconds=0"]
         if batching_file:
             argv += ["--enable_batching", f"--batching_parameters_file={batching_file}"]
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        with Client(f"127.0.0.1:{self.grpc_port}") as client:
-            client.wait_until_available(model_name, timeout=180)
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{self.rest_port}/v1/models/small", timeout=5).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("rnnzoo-serve did not come up")
+            time.sleep(0.2)
+
+    def ok_requests(self) -> int:
+        text = requests.get(f"http://127.0.0.1:{self.rest_port}/monitoring/prometheus/metrics", timeout=30).text
+        match = re.search(r':tensorflow:serving:request_count\{model_name="small",status="OK"\} (\d+)', text)
+        return int(match.group(1)) if match else 0
 
     def stop(self):
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=120)
 
 
-def export_small(root: str) -> str:
-    module = Small()
-    tf.saved_model.save(module, os.path.join(root, "small", "1"), signatures={"serving_default": module.serve})
-    return os.path.join(root, "small")
+def _wrk_ms(text: str, label: str) -> float:
+    match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
+    value, unit = float(match.group(1)), match.group(2)
+    return round(value * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit], 3)
 
 
-def run_matrix(base_path: str, model: str, signature: str, inputs: dict, batching_file: str) -> dict:
-    seconds, counts = _SECONDS.value, [int(c) for c in _CLIENTS.value]
-    loaded = tf.saved_model.load(os.path.join(base_path, sorted(os.listdir(base_path))[-1]))
-    function = loaded.signatures[signature]
-    tensors = {k: tf.constant(v) for k, v in inputs.items()}
-    result = {"in_process": [measure(lambda: {k: v.numpy() for k, v in function(**tensors).items()}, n, seconds) for n in counts]}
-
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name, request.model_spec.signature_name = model, signature
-    for alias, value in inputs.items():
-        request.inputs[alias].CopyFrom(tf.make_tensor_proto(value))
-    rest_body = json.dumps({"signature_name": signature, "inputs": {
-        k: (v.astype(str).tolist() if v.dtype == object else v.tolist()) for k, v in inputs.items()}})
-    for batching in (False, True):
-        server = ServerProcess(base_path, model, batching_file if batching else None)
-        try:
-            channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            local = threading.local()
-
-            def rest_call():
-                if not hasattr(local, "session"):
-                    local.session = requests.Session()
-                response = local.session.post(f"http://127.0.0.1:{server.rest_port}/v1/models/{model}:predict",
-                                              data=rest_body, timeout=60)
-                if response.status_code != 200:
-                    raise RuntimeError(response.text)
-
-            key = "batching" if batching else "no_batching"
-            result[f"grpc_{key}"] = [measure(lambda: stub.Predict(request, timeout=60), n, seconds) for n in counts]
-            result[f"rest_{key}"] = [measure(rest_call, n, seconds) for n in counts]
-            channel.close()
-        finally:
-            server.stop()
-    anchor = {row["clients"]: row for row in result["in_process"]}
-    one, most = counts[0], counts[-1]
-    result["ratios"] = {
-        f"grpc_p50_overhead_ms_{one}_client": round(result["grpc_no_batching"][0]["p50_ms"] - anchor[one]["p50_ms"], 3),
-        f"rest_p50_overhead_ms_{one}_client": round(result["rest_no_batching"][0]["p50_ms"] - anchor[one]["p50_ms"], 3),
-        f"grpc_batching_throughput_vs_in_process_{most}_clients": round(
-            result["grpc_batching"][-1]["requests_per_second"] / anchor[most]["requests_per_second"], 3),
-        f"rest_batching_throughput_vs_in_process_{most}_clients": round(
-            result["rest_batching"][-1]["requests_per_second"] / anchor[most]["requests_per_second"], 3),
-        f"grpc_no_batching_throughput_vs_in_process_{most}_clients": round(
-            result["grpc_no_batching"][-1]["requests_per_second"] / anchor[most]["requests_per_second"], 3),
-    }
-    return result
-
-
-def soak(base_path: str, seconds: float) -> dict:
-    """Server RSS under continuous gRPC + REST load after 1 minute and at the end."""
-    server = ServerProcess(base_path, "small", None)
-    x = np.random.default_rng(1).normal(size=(1, 16)).astype(np.float32)
-    stop = threading.Event()
-    counts = {"grpc": 0, "rest": 0, "failures": 0}
-
-    def grpc_load():
-        with Client(f"127.0.0.1:{server.grpc_port}") as client:
-            while not stop.is_set():
-                try:
-                    client.predict("small", {"x": x})
-                    counts["grpc"] += 1
-                except grpc.RpcError:
-                    counts["failures"] += 1
-
-    def rest_load():
-        session = requests.Session()
-        body = {"instances": x.tolist()}
-        while not stop.is_set():
-            ok = session.post(f"http://127.0.0.1:{server.rest_port}/v1/models/small:predict", json=body, timeout=60).ok
-            counts["rest" if ok else "failures"] += 1
-
-    threads = [threading.Thread(target=f) for f in (grpc_load, grpc_load, rest_load, rest_load)]
-    for t in threads:
-        t.start()
-    start = time.monotonic()
-    samples = []
-    try:
-        while time.monotonic() - start < seconds:
-            time.sleep(min(10.0, seconds))
-            samples.append({"seconds": round(time.monotonic() - start, 1), "rss_mib": round(rss_mib(server.process.pid), 1)})
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-        server.stop()
-    after_one_minute = next((s["rss_mib"] for s in samples if s["seconds"] >= 60), samples[0]["rss_mib"])
+def run_wrk(server: ServerProcess, body_file: str, connections: int, seconds: int) -> dict:
+    script = body_file + ".lua"
+    with open(script, "w") as f:
+        f.write(f'wrk.method = "POST"\nwrk.body = io.open("{body_file}"):read("*a")\n'
+                'wrk.headers["Content-Type"] = "application/json"\n')
+    url = f"http://127.0.0.1:{server.rest_port}/v1/models/small:predict"
+    ok_before, cpu_before = server.ok_requests(), cpu_seconds(server.process.pid)
+    out = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", script, url],
+                         capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(server.process.pid) - cpu_before
+    ok = server.ok_requests() - ok_before
+    total = int(re.search(r"(\d+) requests in", out).group(1))
     return {
-        "soak_seconds": seconds,
-        "requests": counts,
-        "rss_mib_after_1_minute": after_one_minute,
-        "rss_mib_at_end": samples[-1]["rss_mib"],
-        "ratios": {"rss_end_vs_1_minute": round(samples[-1]["rss_mib"] / after_one_minute, 3)},
-        "samples": samples,
+        "connections": connections, "requests": total, "ok": ok,
+        "requests_per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": _wrk_ms(out, "50"), "p99_ms": _wrk_ms(out, "99"),
+        "server_cpu_us_per_request": round(cpu / max(total, 1) * 1e6, 1),
+    }
+
+
+def run_h2load(server: ServerProcess, frame_file: str, streams: int, seconds: int) -> dict:
+    log = f"{frame_file}.{server.grpc_port}.{streams}.log"  # one log per run: h2load appends
+    url = f"http://127.0.0.1:{server.grpc_port}/tensorflow.serving.PredictionService/Predict"
+    ok_before, cpu_before = server.ok_requests(), cpu_seconds(server.process.pid)
+    clients = min(streams, 4)
+    subprocess.run(["h2load", "-c", str(clients), "-m", str(max(1, streams // clients)), "-D", str(seconds),
+                    "-d", frame_file, "-H", "content-type: application/grpc", "-H", "te: trailers",
+                    f"--log-file={log}", url], capture_output=True, text=True, check=True)
+    cpu = cpu_seconds(server.process.pid) - cpu_before
+    ok = server.ok_requests() - ok_before
+    rows = np.loadtxt(log, ndmin=2)  # start (us since epoch), status, elapsed (us)
+    elapsed_s = (rows[:, 0].max() + rows[:, 2].max() - rows[:, 0].min()) / 1e6
+    return {
+        "streams": streams, "requests": len(rows), "ok": ok,
+        "requests_per_second": round(len(rows) / elapsed_s, 1),
+        "p50_ms": round(float(np.percentile(rows[:, 2], 50)) / 1e3, 3),
+        "p99_ms": round(float(np.percentile(rows[:, 2], 99)) / 1e3, 3),
+        "server_cpu_us_per_request": round(cpu / max(len(rows), 1) * 1e6, 1),
     }
 
 
 def main(argv):
     del argv
+    for tool in ("wrk", "h2load"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed: apt-get install -y wrk nghttp2-client")
     root = tempfile.mkdtemp(prefix="rnnzoo-serving-bench-")
-    base = export_small(root)
+    module = Small()
+    base = os.path.join(root, "small")
+    tf.saved_model.save(module, os.path.join(base, "1"), signatures={"serving_default": module.serve})
+    x = np.random.default_rng(1).normal(size=(1, 16)).astype(np.float32)
+    body_file = os.path.join(root, "body.json")
+    with open(body_file, "w") as f:
+        json.dump({"instances": x.tolist()}, f)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "small"
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(x))
+    frame_file = os.path.join(root, "predict.grpc")
+    with open(frame_file, "wb") as f:
+        payload = request.SerializeToString()
+        f.write(struct.pack(">BI", 0, len(payload)) + payload)
+    batching_file = os.path.join(root, "batching.config")
+    with open(batching_file, "w") as f:
+        f.write(f"max_batch_size {{ value: {_BATCH} }} batch_timeout_micros {{ value: 1000 }} "
+                "num_batch_threads { value: 2 } max_enqueued_batches { value: 100 }\n")
+    monitoring_file = os.path.join(root, "monitoring.config")
+    with open(monitoring_file, "w") as f:
+        f.write('prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }\n')
+
+    seconds, connections = _SECONDS.value, _CONNECTIONS.value
     report = {
         "benchmark": "serving",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__},
+        "load_generators": {"rest": "wrk -t1", "grpc": "h2load (prebuilt gRPC frames)"},
+        "seconds_per_configuration": seconds,
+        "batching_parameters": open(batching_file).read().strip(),
+        "in_process": in_process(base, x, min(seconds, 5)),
     }
-    if _SOAK_SECONDS.value > 0:
-        report["soak"] = soak(base, _SOAK_SECONDS.value)
-    else:
-        batching_file = os.path.join(root, "batching.config")
-        with open(batching_file, "w") as f:
-            f.write("max_batch_size { value: 32 } batch_timeout_micros { value: 2000 } "
-                    "num_batch_threads { value: 2 } max_enqueued_batches { value: 100 }\n")
-        report["batching_parameters"] = open(batching_file).read().strip()
-        report["seconds_per_configuration"] = _SECONDS.value
-        x = np.random.default_rng(1).normal(size=(1, 16)).astype(np.float32)
-        report["small_model"] = run_matrix(base, "small", "serving_default", {"x": x}, batching_file)
-        if _GENERATE_MODEL.value:
-            inputs = {"prompt": np.array([b"def "], dtype=object), "max_length": np.array([64], np.int32),
-                      "temperature": np.array([1.0], np.float32), "seed": np.array([0], np.int64)}
-            report["char_lm_generate"] = run_matrix(_GENERATE_MODEL.value, "char_lm", "generate", inputs, batching_file)
-        else:
-            report["char_lm_generate"] = "not measured: pass --generate_model_base_path=<char-LM export>"
+    for batching in (False, True):
+        key = "batching" if batching else "no_batching"
+        server = ServerProcess(base, batching_file if batching else None, monitoring_file)
+        try:
+            run_wrk(server, body_file, connections, 2)  # warm-up
+            report[f"rest_{key}"] = [run_wrk(server, body_file, c, seconds) for c in (1, connections)]
+            report[f"grpc_{key}"] = [run_h2load(server, frame_file, s, seconds) for s in (1, connections)]
+        finally:
+            server.stop()
+    one_row = report["in_process"]["one_row"]
+    low_rest, high_rest = report["rest_no_batching"][0], report["rest_batching"][1]
+    low_grpc = report["grpc_no_batching"][0]
+    report["ratios"] = {
+        "rest_batching_rps_vs_in_process_one_row_calls": round(
+            high_rest["requests_per_second"] / one_row["calls_per_second"], 3),
+        "grpc_batching_rps_vs_in_process_one_row_calls": round(
+            report["grpc_batching"][1]["requests_per_second"] / one_row["calls_per_second"], 3),
+        "rest_p50_overhead_ms_1_connection": round(low_rest["p50_ms"] - one_row["p50_ms"], 3),
+        "grpc_p50_overhead_ms_1_stream": round(low_grpc["p50_ms"] - one_row["p50_ms"], 3),
+        "rest_batching_server_cpu_us_per_request": high_rest["server_cpu_us_per_request"],
+        "grpc_batching_server_cpu_us_per_request": report["grpc_batching"][1]["server_cpu_us_per_request"],
+    }
+    report["targets"] = {
+        "rest_batching_rps_at_least_2x_in_process_one_row": report["ratios"]["rest_batching_rps_vs_in_process_one_row_calls"] >= 2,
+        "rest_server_cpu_at_most_200_us": high_rest["server_cpu_us_per_request"] <= 200,
+        "grpc_server_cpu_at_most_300_us": report["grpc_batching"][1]["server_cpu_us_per_request"] <= 300,
+        "p50_overhead_at_most_1_ms": max(report["ratios"]["rest_p50_overhead_ms_1_connection"],
+                                         report["ratios"]["grpc_p50_overhead_ms_1_stream"]) <= 1.0,
+    }
     write_json(report, _OUTPUT.value, indent=1)
 
 

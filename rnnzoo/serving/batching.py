@@ -1,16 +1,20 @@
-"""Server-side batching of concurrent Predict calls (TF Serving's BatchingParameters).
+"""Server-side batching of concurrent Predict calls (TF Serving's BatchingParameters), on asyncio.
 
 Concurrent requests to the same signature of the same version are queued, concatenated along
-dimension 0 into one batch of at most `max_batch_size` rows, run once, and split back. A batch
-runs as soon as it is full or its oldest request has waited `batch_timeout_micros`;
-`allowed_batch_sizes` pads a batch with copies of its first row up to the next allowed size;
-`pad_variable_length_inputs` pads dimensions >= 1 so requests of different lengths share a batch.
-A queue holding `max_enqueued_batches` batches refuses new work with UNAVAILABLE, as TF Serving.
+dimension 0 into one batch of at most `max_batch_size` rows (`max_execution_batch_size` with
+`enable_large_batch_splitting`, which splits larger requests across batches), run with one
+executor call, and split back by resolving each request's future. A batch runs as soon as it is
+full or its oldest request has waited `batch_timeout_micros`, while fewer than
+`num_batch_threads` batches are running; `allowed_batch_sizes` pads a batch with copies of its
+first row up to the next allowed size; `pad_variable_length_inputs` pads dimensions >= 1 so
+requests of different lengths share a batch. A queue holding `max_enqueued_batches` batches
+refuses new work with UNAVAILABLE, as TF Serving.
+
+Everything but `stop` and `queued_rows` runs on the serving loop; no lock is needed.
 """
 
+import asyncio
 import collections
-import threading
-import time
 
 import grpc
 import numpy as np
@@ -19,16 +23,13 @@ from rnnzoo.serving import errors
 
 
 class _Task:
-    __slots__ = ("inputs", "size", "enqueued", "done", "outputs", "error", "abandoned")
+    __slots__ = ("inputs", "size", "enqueued", "future")
 
-    def __init__(self, inputs: dict, size: int):
+    def __init__(self, inputs: dict, size: int, enqueued: float, future):
         self.inputs = inputs
         self.size = size
-        self.enqueued = time.monotonic()
-        self.done = threading.Event()
-        self.outputs = None
-        self.error = None
-        self.abandoned = False
+        self.enqueued = enqueued
+        self.future = future
 
 
 class _Queue:
@@ -56,35 +57,38 @@ def _pad_to(array: np.ndarray, shape: tuple) -> np.ndarray:
     return out
 
 
+def _split_rows(inputs: dict, size: int, limit: int) -> list:
+    """`inputs` cut along dimension 0 into pieces of at most `limit` rows."""
+    return [{alias: value[start:start + limit] for alias, value in inputs.items()} for start in range(0, size, limit)]
+
+
 class Batcher:
-    """Batches the calls of one servable (one model version).
+    """Batches the Predict calls of one servable (one model version).
 
     Args:
       servable: the `Servable` whose signatures run.
       options: `config.BatchingOptions`.
+      runtime: the `runtime.ServingRuntime` whose loop queues and whose pool runs batches.
       metrics: `metrics.ServingMetrics` (records processed batch sizes).
     """
 
-    def __init__(self, servable, options, metrics=None):
+    def __init__(self, servable, options, runtime, metrics=None):
         self._servable = servable
         self._options = options
+        self._runtime = runtime
         self._metrics = metrics
         self._queues = {}
-        self._cond = threading.Condition()
+        self._running = 0
+        self._timer = None
         self._stopping = False
+        self._idle = None  # set by stop(): resolved once nothing is queued or running
         self._batchable = {name: _batchable(sig) for name, sig in servable.signature_defs.items()}
-        self._threads = [
-            threading.Thread(target=self._work, name=f"batch-{servable.name}-{servable.version}-{i}", daemon=True)
-            for i in range(options.num_batch_threads)
-        ]
-        for thread in self._threads:
-            thread.start()
 
     def batches(self, signature_name: str) -> bool:
         return self._batchable.get(signature_name, False)
 
-    def submit(self, signature_name: str, inputs: dict, deadline: float | None = None) -> dict:
-        """Queue one request and block until its batch ran; returns its slice of the outputs."""
+    async def submit(self, signature_name: str, inputs: dict, deadline: float | None = None) -> dict:
+        """Queue one request and wait until its batch ran; returns its slice of the outputs."""
         sizes = {alias: (array.shape[0] if array.ndim else None) for alias, array in inputs.items()}
         if len(set(sizes.values())) != 1 or None in sizes.values():
             raise errors.invalid_argument(
@@ -97,120 +101,130 @@ class Batcher:
                 f"Task size {size} is larger than maximum batch size {self._options.max_batch_size}; "
                 f"split the request or raise max_batch_size in --batching_parameters_file"
             )
-        if size == 0:
-            return self._servable.run_unbatched(signature_name, inputs)
+        if size == 0 or self._stopping:  # a version being unloaded finishes its stragglers unbatched
+            return await self._runtime.call(self._servable.run, signature_name, inputs)
+        limit = self._options.execution_batch_size
+        pieces = _split_rows(inputs, size, limit) if size > limit else [inputs]
+        futures = self._enqueue(signature_name, pieces)
+        try:
+            timeout = None if deadline is None else max(0.0, deadline - self._runtime.loop.time())
+            done = await asyncio.wait_for(asyncio.gather(*futures), timeout)
+        except asyncio.TimeoutError:
+            raise errors.ServingError(
+                grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded while waiting in the batch queue"
+            ) from None
+        if len(done) == 1:
+            return done[0]
+        return {alias: np.concatenate([part[alias] for part in done], axis=0) for alias in done[0]}
+
+    def _enqueue(self, signature_name: str, pieces: list) -> list:
         key = signature_name
         if not self._options.pad_variable_length_inputs:
-            key = (signature_name,) + tuple(sorted((a, v.shape[1:]) for a, v in inputs.items()))
-        task = _Task(inputs, size)
-        with self._cond:
-            if self._stopping:
-                stopped = True
-            else:
-                stopped = False
-                queue = self._queues.get(key)
-                if queue is None:
-                    queue = self._queues[key] = _Queue(signature_name)
-                batches_needed = -(-(queue.rows + size) // self._options.max_batch_size)
-                if batches_needed > self._options.max_enqueued_batches:
-                    raise errors.unavailable(
-                        "The batch scheduling queue to which this task was submitted is full; "
-                        "retry later or raise max_enqueued_batches"
-                    )
-                queue.tasks.append(task)
-                queue.rows += size
-                self._cond.notify()
-        if stopped:  # a version being unloaded finishes its stragglers unbatched
-            return self._servable.run_unbatched(signature_name, inputs)
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not task.done.wait(timeout):
-            task.abandoned = True
-            raise errors.ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded while waiting in the batch queue")
-        if task.error is not None:
-            raise task.error
-        return task.outputs
+            key = (signature_name,) + tuple(sorted((a, v.shape[1:]) for a, v in pieces[0].items()))
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = _Queue(signature_name)
+        rows = sum(next(iter(piece.values())).shape[0] for piece in pieces)
+        limit = self._options.execution_batch_size
+        if -(-(queue.rows + rows) // limit) > self._options.max_enqueued_batches:
+            raise errors.unavailable(
+                "The batch scheduling queue to which this task was submitted is full; "
+                "retry later or raise max_enqueued_batches"
+            )
+        loop, futures = self._runtime.loop, []
+        for piece in pieces:
+            size = next(iter(piece.values())).shape[0]
+            task = _Task(piece, size, loop.time(), loop.create_future())
+            queue.tasks.append(task)
+            queue.rows += size
+            futures.append(task.future)
+        self._pump()
+        return futures
 
     def queued_rows(self, signature_name: str | None = None) -> int:
         """Rows waiting in the queues (of one signature, or all)."""
-        with self._cond:
-            return sum(q.rows for q in self._queues.values() if signature_name in (None, q.signature_name))
+        return sum(q.rows for q in list(self._queues.values()) if signature_name in (None, q.signature_name))
 
     def stop(self) -> None:
-        """Run what is queued, then end the batch threads."""
-        with self._cond:
+        """Run what is queued, then return (called from outside the loop when a version unloads)."""
+        async def drain():
             self._stopping = True
-            self._cond.notify_all()
-        for thread in self._threads:
-            thread.join()
+            self._idle = self._runtime.loop.create_future()
+            self._pump()
+            await self._idle
 
-    def _next_batch(self):
+        self._runtime.run(drain())
+
+    # ---- scheduling (on the loop) -------------------------------------------------------------
+    def _pump(self) -> None:
+        """Start every batch that is ready while batch threads are free; arm a timer for the rest."""
         timeout_s = self._options.batch_timeout_micros / 1e6
-        max_rows = self._options.max_batch_size
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                wake = None
-                for queue in self._queues.values():
-                    if not queue.tasks:
-                        continue
-                    ready_at = queue.tasks[0].enqueued + timeout_s
-                    if queue.rows >= max_rows or now >= ready_at or self._stopping:
-                        batch, rows = [], 0
-                        while queue.tasks and rows + queue.tasks[0].size <= max_rows:
-                            task = queue.tasks.popleft()
-                            queue.rows -= task.size
-                            if not task.abandoned:
-                                batch.append(task)
-                                rows += task.size
-                        if batch:
-                            return queue.signature_name, batch
-                        continue
+        limit = self._options.execution_batch_size
+        now = self._runtime.loop.time()
+        wake = None
+        for queue in self._queues.values():
+            while queue.tasks and self._running < self._options.num_batch_threads:
+                ready_at = queue.tasks[0].enqueued + timeout_s
+                if not (queue.rows >= limit or now >= ready_at or self._stopping):
                     wake = ready_at if wake is None else min(wake, ready_at)
-                if self._stopping:
-                    return None
-                self._cond.wait(None if wake is None else max(0.0, wake - now))
-
-    def _work(self):
-        while True:
-            item = self._next_batch()
-            if item is None:
-                return
-            self._run(*item)
-
-    def _run(self, signature_name: str, batch: list):
-        try:
-            rows = sum(task.size for task in batch)
-            padded = rows
-            for allowed in self._options.allowed_batch_sizes:
-                if allowed >= rows:
-                    padded = allowed
                     break
-            inputs = {}
-            for alias in batch[0].inputs:
-                parts = [task.inputs[alias] for task in batch]
-                if self._options.pad_variable_length_inputs:
-                    inner = tuple(np.max([p.shape[1:] for p in parts], axis=0)) if parts[0].ndim > 1 else ()
-                    parts = [_pad_to(p, inner) for p in parts]
-                if padded > rows:
-                    parts.append(np.repeat(parts[0][:1], padded - rows, axis=0))
-                inputs[alias] = np.concatenate(parts, axis=0)
-            outputs = self._servable.run_unbatched(signature_name, inputs)
-            for alias, value in outputs.items():
-                if value.ndim == 0 or value.shape[0] != padded:
-                    raise errors.ServingError(
-                        grpc.StatusCode.INTERNAL,
-                        f"batched output '{alias}' has shape {list(value.shape)}, expected 0th dimension "
-                        f"{padded}; this signature cannot be batched",
-                    )
+                batch, rows = [], 0
+                while queue.tasks and rows + queue.tasks[0].size <= limit:
+                    task = queue.tasks.popleft()
+                    queue.rows -= task.size
+                    if not task.future.done():  # a caller whose deadline passed is dropped
+                        batch.append(task)
+                        rows += task.size
+                if batch:
+                    self._running += 1
+                    self._runtime.loop.create_task(self._run(queue.signature_name, batch))
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if wake is not None:
+            self._timer = self._runtime.loop.call_at(wake, self._pump)
+        if self._idle is not None and not self._running and not any(q.tasks for q in self._queues.values()):
+            if not self._idle.done():
+                self._idle.set_result(None)
+
+    async def _run(self, signature_name: str, batch: list):
+        try:
+            outputs, padded = await self._runtime.call(self._run_batch, signature_name, [t.inputs for t in batch])
             if self._metrics is not None:
                 self._metrics.processed_batch_size.increment(self._servable.name, signature_name, str(padded))
             start = 0
             for task in batch:
-                task.outputs = {alias: value[start:start + task.size] for alias, value in outputs.items()}
+                if not task.future.done():
+                    task.future.set_result({alias: value[start:start + task.size] for alias, value in outputs.items()})
                 start += task.size
         except Exception as error:  # every task of the batch gets the error
             failure = errors.from_exception(error)
             for task in batch:
-                task.error = failure
-        for task in batch:
-            task.done.set()
+                if not task.future.done():
+                    task.future.set_exception(failure)
+        finally:
+            self._running -= 1
+            self._pump()
+
+    def _run_batch(self, signature_name: str, parts_by_task: list) -> tuple:
+        """Concatenate, pad, run and check one batch (on a model thread)."""
+        rows = sum(next(iter(parts.values())).shape[0] for parts in parts_by_task)
+        padded = next((allowed for allowed in self._options.allowed_batch_sizes if allowed >= rows), rows)
+        inputs = {}
+        for alias in parts_by_task[0]:
+            parts = [task_inputs[alias] for task_inputs in parts_by_task]
+            if self._options.pad_variable_length_inputs:
+                inner = tuple(np.max([p.shape[1:] for p in parts], axis=0)) if parts[0].ndim > 1 else ()
+                parts = [_pad_to(p, inner) for p in parts]
+            if padded > rows:
+                parts.append(np.repeat(parts[0][:1], padded - rows, axis=0))
+            inputs[alias] = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+        outputs = self._servable.run(signature_name, inputs)
+        for alias, value in outputs.items():
+            if value.ndim == 0 or value.shape[0] != padded:
+                raise errors.ServingError(
+                    grpc.StatusCode.INTERNAL,
+                    f"batched output '{alias}' has shape {list(value.shape)}, expected 0th dimension "
+                    f"{padded}; this signature cannot be batched",
+                )
+        return outputs, padded

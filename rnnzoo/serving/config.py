@@ -42,6 +42,16 @@ def _declare_protos():
         )
     batching.field.add(name="allowed_batch_sizes", number=6, label=f.LABEL_REPEATED, type=f.TYPE_INT64)
     batching.field.add(name="pad_variable_length_inputs", number=7, label=f.LABEL_OPTIONAL, type=f.TYPE_BOOL)
+    for number, (name, wrapper) in [(8, ("enable_large_batch_splitting", "BoolValue")),
+                                    (9, ("max_execution_batch_size", "Int64Value"))]:
+        batching.field.add(
+            name=name, number=number, label=f.LABEL_OPTIONAL, type=f.TYPE_MESSAGE,
+            type_name=f".google.protobuf.{wrapper}",
+        )
+    ssl = file.message_type.add(name="SSLConfig")
+    for number, name in enumerate(["server_key", "server_cert", "custom_ca"], start=1):
+        ssl.field.add(name=name, number=number, label=f.LABEL_OPTIONAL, type=f.TYPE_STRING)
+    ssl.field.add(name="client_verify", number=4, label=f.LABEL_OPTIONAL, type=f.TYPE_BOOL)
     prometheus = file.message_type.add(name="PrometheusConfig")
     prometheus.field.add(name="enable", number=1, label=f.LABEL_OPTIONAL, type=f.TYPE_BOOL)
     prometheus.field.add(name="path", number=2, label=f.LABEL_OPTIONAL, type=f.TYPE_STRING)
@@ -55,13 +65,17 @@ def _declare_protos():
         pool.FindFileByName(file.name)
     except KeyError:
         pool.Add(file)
-    return (
-        message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")),
-        message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")),
+    return tuple(
+        message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tensorflow.serving.{name}"))
+        for name in ("BatchingParameters", "MonitoringConfig", "SSLConfig")
     )
 
 
-BatchingParameters, MonitoringConfig = _declare_protos()
+BatchingParameters, MonitoringConfig, SSLConfig = _declare_protos()
+
+# --max_request_elements: the most tensor elements one request may carry, summed over its inputs
+# (2**24: a float32 request of 64 MiB).
+DEFAULT_MAX_REQUEST_ELEMENTS = 2**24
 
 DEFAULT_METRICS_PATH = "/monitoring/prometheus/metrics"
 
@@ -94,9 +108,16 @@ def single_model_config(name: str, base_path: str) -> ModelServerConfig:
 
 
 def validate_model_server_config(config: ModelServerConfig) -> None:
-    """Reject configs TF Serving would reject: empty, duplicate names, no base path, bad platform."""
-    if config.WhichOneof("config") == "custom_model_config":
+    """Reject configs TF Serving would reject: no model list, duplicate names, relative or no base
+    path, bad platform."""
+    choice = config.WhichOneof("config")
+    if choice == "custom_model_config":
         raise ValueError("custom_model_config is not supported; use model_config_list")
+    if choice is None:
+        raise ValueError(
+            "the ModelServerConfig sets no model_config_list; send model_config_list { config { name: ... "
+            "base_path: ... } } (an empty model_config_list {} unloads every model)"
+        )
     names = set()
     for model in config.model_config_list.config:
         if not model.name:
@@ -106,6 +127,10 @@ def validate_model_server_config(config: ModelServerConfig) -> None:
         names.add(model.name)
         if not model.base_path:
             raise ValueError(f"model {model.name!r} has no base_path; set it to the directory holding <version>/saved_model.pb")
+        if not (os.path.isabs(model.base_path) or "://" in model.base_path):
+            raise ValueError(
+                f"Expected model {model.name} to have an absolute path or URI; got base_path()={model.base_path}"
+            )
         if model.model_platform not in ("", "tensorflow"):
             raise ValueError(f"model {model.name!r} has platform {model.model_platform!r}; only 'tensorflow' is served")
         policy = model.model_version_policy
@@ -125,6 +150,15 @@ class BatchingOptions:
     num_batch_threads: int = os.cpu_count() or 1
     allowed_batch_sizes: tuple = ()
     pad_variable_length_inputs: bool = False
+    enable_large_batch_splitting: bool = False
+    max_execution_batch_size: int | None = None  # None: max_batch_size
+
+    @property
+    def execution_batch_size(self) -> int:
+        """The most rows one batch runs with: max_execution_batch_size when requests are split."""
+        if self.enable_large_batch_splitting and self.max_execution_batch_size is not None:
+            return self.max_execution_batch_size
+        return self.max_batch_size
 
     @classmethod
     def from_proto(cls, params) -> "BatchingOptions":
@@ -142,6 +176,10 @@ class BatchingOptions:
             ),
             allowed_batch_sizes=tuple(params.allowed_batch_sizes),
             pad_variable_length_inputs=params.pad_variable_length_inputs,
+            enable_large_batch_splitting=params.enable_large_batch_splitting.value,
+            max_execution_batch_size=(
+                params.max_execution_batch_size.value if params.HasField("max_execution_batch_size") else None
+            ),
         )
         options.validate()
         return options
@@ -152,14 +190,20 @@ class BatchingOptions:
                 raise ValueError(f"BatchingParameters.{name} is {getattr(self, name)}; it must be >= 1")
         if self.batch_timeout_micros < 0:
             raise ValueError(f"BatchingParameters.batch_timeout_micros is {self.batch_timeout_micros}; it must be >= 0")
+        if self.max_execution_batch_size is not None and not 1 <= self.max_execution_batch_size <= self.max_batch_size:
+            raise ValueError(
+                f"BatchingParameters.max_execution_batch_size is {self.max_execution_batch_size}; it must be "
+                f"between 1 and max_batch_size ({self.max_batch_size})"
+            )
         sizes = list(self.allowed_batch_sizes)
         if sizes:
             if sizes != sorted(set(sizes)) or sizes[0] < 1:
                 raise ValueError(f"allowed_batch_sizes {sizes} must be positive and strictly increasing")
-            if sizes[-1] != self.max_batch_size:
+            limit = self.execution_batch_size
+            if sizes[-1] != limit:
                 raise ValueError(
-                    f"the last allowed_batch_sizes entry ({sizes[-1]}) must equal max_batch_size "
-                    f"({self.max_batch_size})"
+                    f"the last allowed_batch_sizes entry ({sizes[-1]}) must equal "
+                    f"{'max_execution_batch_size' if limit != self.max_batch_size else 'max_batch_size'} ({limit})"
                 )
 
 
@@ -168,6 +212,19 @@ def read_batching_parameters(path: str | None) -> BatchingOptions:
     if not path:
         return BatchingOptions()
     return BatchingOptions.from_proto(_parse_text_file(path, BatchingParameters(), "--batching_parameters_file"))
+
+
+def read_ssl_config(path: str | None):
+    """`--ssl_config_file` (SSLConfig text proto: PEM server_key, server_cert, custom_ca,
+    client_verify), or None when the gRPC port is plaintext."""
+    if not path:
+        return None
+    config = _parse_text_file(path, SSLConfig(), "--ssl_config_file")
+    if not config.server_key or not config.server_cert:
+        raise ValueError(f"--ssl_config_file {path!r} needs both server_key and server_cert (PEM text)")
+    if config.client_verify and not config.custom_ca:
+        raise ValueError(f"--ssl_config_file {path!r} sets client_verify but no custom_ca to verify clients against")
+    return config
 
 
 def read_metrics_path(path: str | None) -> str | None:

@@ -2,7 +2,11 @@
 
 These functions hold TF Serving's request semantics (predict_util.cc, classifier.cc,
 regressor.cc, multi_inference.cc) independent of the transport: the gRPC service, the REST
-handlers and warmup replay all call them with a resolved `Servable`.
+handlers and warmup replay all call them with a resolved `Servable`. Predict is split into
+`predict_inputs` / `predict_response` so the service can run the signature in between on the
+batcher or the model pool; Classify/Regress/MultiInference run whole on a model thread.
+`method_check` is `--enable_signature_method_name_check`: off (TF Serving's default), a
+Classify/Regress signature may carry any method_name.
 """
 
 import numpy as np
@@ -16,7 +20,7 @@ from tensorflow_serving.apis import (
 
 from rnnzoo.serving import errors
 from rnnzoo.serving.servable import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD, Servable
-from rnnzoo.serving.tensors import to_ndarray, to_tensor_proto
+from rnnzoo.serving.tensors import check_element_budget, element_count, to_ndarray, to_tensor_proto
 
 CLASSIFY_INPUTS = "inputs"
 CLASSIFY_OUTPUT_CLASSES = "classes"
@@ -44,24 +48,39 @@ def check_output_filter(signature, output_filter) -> list:
     return names or sorted(signature.outputs)
 
 
-def run_predict(servable: Servable, signature_name: str, inputs: dict, output_filter=(), deadline=None) -> dict:
-    """Check and run a signature on numpy inputs; returns the filtered numpy outputs."""
+def check_predict(servable: Servable, signature_name: str, inputs: dict, output_filter=(), max_elements=None) -> list:
+    """Check decoded inputs against the signature and the element cap; the output aliases to return."""
+    check_element_budget(sum(int(v.size) for v in inputs.values()), max_elements, "the request")
     signature = servable.check_inputs(signature_name, inputs)
-    names = check_output_filter(signature, output_filter)
-    outputs = servable.run(signature_name or DEFAULT_SIGNATURE, inputs, deadline)
-    return {name: outputs[name] for name in names}
+    return check_output_filter(signature, output_filter)
 
 
-def predict(servable: Servable, request: predict_pb2.PredictRequest, deadline=None) -> predict_pb2.PredictResponse:
+def predict_inputs(servable: Servable, request: predict_pb2.PredictRequest, max_elements=None) -> tuple:
+    """(signature name, checked numpy inputs, output aliases) of a PredictRequest.
+
+    Element counts are checked from the shapes alone, before any input is decoded.
+    """
     signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
     servable.signature(signature_name)  # FAILED_PRECONDITION before any input decoding
+    total = sum(element_count(proto, alias) for alias, proto in request.inputs.items())
+    check_element_budget(total, max_elements, "the request")
     inputs = {alias: to_ndarray(proto, alias) for alias, proto in request.inputs.items()}
-    outputs = run_predict(servable, signature_name, inputs, request.output_filter, deadline)
+    return signature_name, inputs, check_predict(servable, signature_name, inputs, request.output_filter)
+
+
+def predict_response(servable: Servable, signature_name: str, outputs: dict, names: list,
+                     tensor_content: bool = False) -> predict_pb2.PredictResponse:
     response = predict_pb2.PredictResponse()
     fill_model_spec(response.model_spec, servable, signature_name)
-    for alias, value in outputs.items():
-        response.outputs[alias].CopyFrom(to_tensor_proto(value))
+    for alias in names:
+        response.outputs[alias].CopyFrom(to_tensor_proto(outputs[alias], tensor_content))
     return response
+
+
+def predict(servable: Servable, request: predict_pb2.PredictRequest, max_elements=None) -> predict_pb2.PredictResponse:
+    """Predict run now on the calling thread, unbatched (warmup replay)."""
+    signature_name, inputs, names = predict_inputs(servable, request, max_elements)
+    return predict_response(servable, signature_name, servable.run(signature_name, inputs), names)
 
 
 def serialized_examples(input_proto) -> np.ndarray:
@@ -79,9 +98,9 @@ def serialized_examples(input_proto) -> np.ndarray:
     return np.array(serialized, dtype=object)
 
 
-def _example_signature(servable: Servable, signature_name: str, method: str, what: str):
+def _example_signature(servable: Servable, signature_name: str, method: str, what: str, method_check: bool):
     signature = servable.signature(signature_name)
-    if signature.method_name != method:
+    if method_check and signature.method_name != method:
         raise errors.invalid_argument(
             f"Expected {what} signature method_name to be {method}. Was: {signature.method_name}"
         )
@@ -93,9 +112,9 @@ def _example_signature(servable: Servable, signature_name: str, method: str, wha
     return signature
 
 
-def _run_examples(servable, signature_name, input_proto, deadline):
+def _run_examples(servable, signature_name, input_proto):
     examples = serialized_examples(input_proto)
-    outputs = servable.run(signature_name, {CLASSIFY_INPUTS: examples}, deadline)
+    outputs = servable.run(signature_name, {CLASSIFY_INPUTS: examples})
     for alias, value in outputs.items():
         if value.ndim == 0 or value.shape[0] != len(examples):
             raise errors.invalid_argument(
@@ -104,10 +123,10 @@ def _run_examples(servable, signature_name, input_proto, deadline):
     return outputs
 
 
-def classify_result(servable, signature_name, input_proto, deadline=None) -> classification_pb2.ClassificationResult:
+def classify_result(servable, signature_name, input_proto, method_check=False) -> classification_pb2.ClassificationResult:
     signature_name = signature_name or DEFAULT_SIGNATURE
-    signature = _example_signature(servable, signature_name, CLASSIFY_METHOD, "classification")
-    outputs = _run_examples(servable, signature_name, input_proto, deadline)
+    signature = _example_signature(servable, signature_name, CLASSIFY_METHOD, "classification", method_check)
+    outputs = _run_examples(servable, signature_name, input_proto)
     classes = outputs.get(CLASSIFY_OUTPUT_CLASSES) if CLASSIFY_OUTPUT_CLASSES in signature.outputs else None
     scores = outputs.get(CLASSIFY_OUTPUT_SCORES) if CLASSIFY_OUTPUT_SCORES in signature.outputs else None
     if classes is None and scores is None:
@@ -134,12 +153,12 @@ def classify_result(servable, signature_name, input_proto, deadline=None) -> cla
     return result
 
 
-def regress_result(servable, signature_name, input_proto, deadline=None) -> regression_pb2.RegressionResult:
+def regress_result(servable, signature_name, input_proto, method_check=False) -> regression_pb2.RegressionResult:
     signature_name = signature_name or DEFAULT_SIGNATURE
-    signature = _example_signature(servable, signature_name, REGRESS_METHOD, "regression")
+    signature = _example_signature(servable, signature_name, REGRESS_METHOD, "regression", method_check)
     if REGRESS_OUTPUTS not in signature.outputs:
         raise errors.invalid_argument(f"regression signature '{signature_name}' has no '{REGRESS_OUTPUTS}' output")
-    values = _run_examples(servable, signature_name, input_proto, deadline)[REGRESS_OUTPUTS]
+    values = _run_examples(servable, signature_name, input_proto)[REGRESS_OUTPUTS]
     if values.ndim > 2 or (values.ndim == 2 and values.shape[1] != 1):
         raise errors.invalid_argument(
             f"regression output has shape {list(values.shape)}; expected [batch] or [batch, 1]"
@@ -150,16 +169,16 @@ def regress_result(servable, signature_name, input_proto, deadline=None) -> regr
     return result
 
 
-def classify(servable, request, deadline=None) -> classification_pb2.ClassificationResponse:
+def classify(servable, request, method_check=False) -> classification_pb2.ClassificationResponse:
     response = classification_pb2.ClassificationResponse()
-    response.result.CopyFrom(classify_result(servable, request.model_spec.signature_name, request.input, deadline))
+    response.result.CopyFrom(classify_result(servable, request.model_spec.signature_name, request.input, method_check))
     fill_model_spec(response.model_spec, servable, request.model_spec.signature_name)
     return response
 
 
-def regress(servable, request, deadline=None) -> regression_pb2.RegressionResponse:
+def regress(servable, request, method_check=False) -> regression_pb2.RegressionResponse:
     response = regression_pb2.RegressionResponse()
-    response.result.CopyFrom(regress_result(servable, request.model_spec.signature_name, request.input, deadline))
+    response.result.CopyFrom(regress_result(servable, request.model_spec.signature_name, request.input, method_check))
     fill_model_spec(response.model_spec, servable, request.model_spec.signature_name)
     return response
 
@@ -175,7 +194,7 @@ def check_multi_inference(request) -> None:
         raise errors.invalid_argument(f"Duplicate evaluation of signature: {signatures}")
 
 
-def multi_inference(servable, request, deadline=None) -> inference_pb2.MultiInferenceResponse:
+def multi_inference(servable, request, method_check=False) -> inference_pb2.MultiInferenceResponse:
     check_multi_inference(request)
     response = inference_pb2.MultiInferenceResponse()
     for task in request.tasks:
@@ -183,11 +202,11 @@ def multi_inference(servable, request, deadline=None) -> inference_pb2.MultiInfe
         fill_model_spec(result.model_spec, servable, task.model_spec.signature_name)
         if task.method_name == CLASSIFY_METHOD:
             result.classification_result.CopyFrom(
-                classify_result(servable, task.model_spec.signature_name, request.input, deadline)
+                classify_result(servable, task.model_spec.signature_name, request.input, method_check)
             )
         elif task.method_name == REGRESS_METHOD:
             result.regression_result.CopyFrom(
-                regress_result(servable, task.model_spec.signature_name, request.input, deadline)
+                regress_result(servable, task.model_spec.signature_name, request.input, method_check)
             )
         else:
             raise errors.invalid_argument(

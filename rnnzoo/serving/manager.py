@@ -43,12 +43,21 @@ class _Model:
     labels: dict = dataclasses.field(default_factory=dict)
 
 
+class BasePathMissing(Exception):
+    """A model's base path cannot be listed (absent, unmounted, or renamed for a moment)."""
+
+
 def _scan(base_path: str) -> dict:
-    """{version: path} for every integer-named directory holding a SavedModel."""
+    """{version: path} for every integer-named directory holding a SavedModel.
+
+    Raises `BasePathMissing` when `base_path` cannot be listed, so that a poll that cannot see the
+    directory changes nothing (TF Serving's FileSystemStoragePathSource reports the error and keeps
+    the aspired versions); an existing but empty directory means "no versions".
+    """
     try:
         names = tf.io.gfile.listdir(base_path)
-    except (tf.errors.NotFoundError, OSError):
-        return {}
+    except (tf.errors.NotFoundError, tf.errors.PermissionDeniedError, OSError) as error:
+        raise BasePathMissing(str(error)) from None
     found = {}
     for name in names:
         name = name.rstrip("/")
@@ -83,11 +92,18 @@ class ModelManager:
     Args:
       batching: `config.BatchingOptions` to batch every version's Predict calls, or None.
       metrics: `metrics.ServingMetrics` passed to the batchers.
+      runtime: the `runtime.ServingRuntime` the batchers queue on (needed with `batching`).
+      max_load_retries: how often a failed load is tried again (`--max_num_load_retries`).
+      load_retry_interval_s: seconds between those tries (`--load_retry_interval_micros`).
     """
 
-    def __init__(self, batching=None, metrics=None):
+    def __init__(self, batching=None, metrics=None, runtime=None, max_load_retries: int = 0,
+                 load_retry_interval_s: float = 0.0):
         self._batching = batching
+        self._max_load_retries = max_load_retries
+        self._load_retry_interval_s = load_retry_interval_s
         self._metrics = metrics
+        self._runtime = runtime
         self._lock = threading.Lock()  # guards _models for request threads
         self._sync_lock = threading.Lock()  # one load/unload pass at a time
         self._models = {}
@@ -98,7 +114,11 @@ class ModelManager:
     def set_config(self, config: ModelServerConfig) -> None:
         """Replace the served model set (HandleReloadConfigRequest); blocks until loads finish.
 
-        Raises FAILED_PRECONDITION if a version label names a version that is not available.
+        The new set is staged first: its base paths are listed, its aspired versions loaded and its
+        labels checked; only then does it replace the old set, whose dropped models unload. A config
+        that fails any step (INVALID_ARGUMENT for a bad config, NOT_FOUND for a missing base path,
+        the load error of a version that cannot load, FAILED_PRECONDITION for a label on a version
+        that is not available) raises and leaves the old set serving.
         """
         try:
             validate_model_server_config(config)
@@ -106,31 +126,73 @@ class ModelManager:
             raise errors.invalid_argument(str(error)) from None
         wanted = {m.name: m for m in config.model_config_list.config}
         with self._sync_lock:
+            staged, loaded = self._stage(wanted)
+            try:
+                labels = {name: self._checked_labels(name, staged[name], wanted[name]) for name in wanted}
+            except errors.ServingError:
+                for record in loaded:
+                    self._unload(record)
+                raise
             with self._lock:
-                for name, model_config in wanted.items():
-                    if name in self._models:
-                        self._models[name].config = model_config
-                    else:
-                        self._models[name] = _Model(config=model_config)
-                removed = [self._models.pop(name) for name in list(self._models) if name not in wanted]
+                removed = [model for name, model in self._models.items() if name not in wanted]
+                for name, model in staged.items():
+                    model.config, model.labels = wanted[name], labels[name]
+                self._models = staged
             for model in removed:
-                for record in model.versions.values():
+                for record in list(model.versions.values()):
                     self._unload(record)
             self._sync()
-            self._apply_labels(wanted)
 
-    def _apply_labels(self, wanted: dict) -> None:
+    def _stage(self, wanted: dict) -> tuple:
+        """({name: _Model} for the new set with its aspired versions loaded, [records loaded here]).
+
+        On failure every version loaded here is unloaded again before the error is raised.
+        """
         with self._lock:
+            current = dict(self._models)
+        staged, loaded = {}, []
+        try:
             for name, model_config in wanted.items():
-                model = self._models[name]
-                for label, version in model_config.version_labels.items():
+                model = current.get(name) or _Model(config=model_config)
+                staged[name] = model
+                try:
+                    on_disk = _scan(model_config.base_path)
+                except BasePathMissing:
+                    raise errors.not_found(
+                        f"Could not find base path {model_config.base_path} for servable {name}; create it "
+                        f"(holding <version>/saved_model.pb) before naming it in the config"
+                    ) from None
+                for version in _aspired(model_config, on_disk):
                     record = model.versions.get(version)
-                    if record is None or record.state != State.AVAILABLE:
-                        raise errors.failed_precondition(
-                            f"Request to assign label to version {version} of model {name}, which is "
-                            f"not currently available for inference; load that version first"
-                        )
-                model.labels = dict(model_config.version_labels)
+                    if record is None or record.state == State.END:
+                        record = self._load(model, version, on_disk[version])
+                        if record.error is not None:
+                            raise errors.ServingError(
+                                record.error.code,
+                                f"model {name} version {version} failed to load: {record.error.message}",
+                            )
+                        loaded.append(record)
+        except errors.ServingError:
+            for record in loaded:
+                self._unload(record)
+            for name, model in staged.items():
+                if name not in current:
+                    model.versions.clear()
+            raise
+        return staged, loaded
+
+    def _checked_labels(self, name: str, model: _Model, model_config) -> dict:
+        """The config's version labels; FAILED_PRECONDITION if one names a version not AVAILABLE."""
+        labels = dict(model_config.version_labels)
+        with self._lock:
+            for label, version in labels.items():
+                record = model.versions.get(version)
+                if record is None or record.state != State.AVAILABLE:
+                    raise errors.failed_precondition(
+                        f"Request to assign label to version {version} of model {name}, which is "
+                        f"not currently available for inference; load that version first"
+                    )
+        return labels
 
     def poll(self) -> None:
         """One file-system pass: load new aspired versions, then unload the rest."""
@@ -167,7 +229,12 @@ class ModelManager:
         with self._lock:
             models = list(self._models.values())
         for model in models:
-            on_disk = _scan(model.config.base_path)
+            try:
+                on_disk = _scan(model.config.base_path)
+            except BasePathMissing as error:
+                _log.warning("Could not list base path %s of servable %s (%s); keeping its loaded versions",
+                             model.config.base_path, model.config.name, error)
+                continue
             aspired = _aspired(model.config, on_disk)
             for version in aspired:
                 record = model.versions.get(version)
@@ -184,27 +251,32 @@ class ModelManager:
             for record in retire:
                 self._unload(record)
 
-    def _load(self, model: _Model, version: int, path: str) -> None:
+    def _load(self, model: _Model, version: int, path: str) -> _Version:
+        """Load and warm up one version, retrying a failed load `max_load_retries` times; the
+        returned record is AVAILABLE or END with the last error."""
         record = _Version(version=version, path=path, state=State.LOADING)
         with self._lock:
             model.versions[version] = record
-        servable = None
-        try:
-            servable = Servable(model.config.name, version, path)
-            if self._batching is not None:
-                servable.batcher = Batcher(servable, self._batching, self._metrics)
-            run_warmup(servable)
-        except Exception as error:
-            if servable is not None and servable.batcher is not None:
-                servable.batcher.stop()
-            failure = _load_error(error)
-            _log.error("Loading servable %s version %d failed: %s", model.config.name, version, failure.message)
+        for attempt in range(self._max_load_retries + 1):
+            if attempt and self._stop.wait(self._load_retry_interval_s):
+                break  # the server is stopping: no more retries
+            try:
+                servable = Servable(model.config.name, version, path)
+                if self._batching is not None:
+                    servable.batcher = Batcher(servable, self._batching, self._runtime, self._metrics)
+                run_warmup(servable)
+            except Exception as error:
+                failure = _load_error(error)
+                _log.error("Loading servable %s version %d failed (attempt %d of %d): %s", model.config.name,
+                           version, attempt + 1, self._max_load_retries + 1, failure.message)
+                continue
             with self._lock:
-                record.state, record.error = State.END, failure
-            return
+                record.servable, record.state = servable, State.AVAILABLE
+            _log.info("Successfully loaded servable version {name: %s version: %d}", model.config.name, version)
+            return record
         with self._lock:
-            record.servable, record.state = servable, State.AVAILABLE
-        _log.info("Successfully loaded servable version {name: %s version: %d}", model.config.name, version)
+            record.state, record.error = State.END, failure
+        return record
 
     def _unload(self, record: _Version) -> None:
         with self._lock:

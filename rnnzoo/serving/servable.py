@@ -86,7 +86,7 @@ class Servable:
         _import_tf_text()
         self._loaded = tf.saved_model.load(path, tags=[SERVE_TAG])
         self._functions = dict(self._loaded.signatures)
-        self.batcher = None  # set by the manager when batching is enabled
+        self.batcher = None  # a batching.Batcher, set by the manager when batching is enabled
 
     @property
     def signature_defs(self):
@@ -131,17 +131,12 @@ class Servable:
                 )
         return signature
 
-    def run(self, signature_name: str, inputs: dict, deadline: float | None = None) -> dict:
-        """Run a signature on checked numpy inputs; returns {output alias: numpy array}.
+    def run(self, signature_name: str, inputs: dict) -> dict:
+        """Run a signature on checked numpy inputs now (blocking); returns {output alias: numpy array}.
 
-        With batching enabled for this signature the call joins a batch (see batching.py).
+        Request handlers reach it through the batcher or the model pool (`service.py`); warmup
+        and Classify/Regress call it directly.
         """
-        name = signature_name or DEFAULT_SIGNATURE
-        if self.batcher is not None and self.batcher.batches(name):
-            return self.batcher.submit(name, inputs, deadline)
-        return self.run_unbatched(name, inputs)
-
-    def run_unbatched(self, signature_name: str, inputs: dict) -> dict:
         function = self._functions[signature_name or DEFAULT_SIGNATURE]
         signature = self.signature_defs[signature_name or DEFAULT_SIGNATURE]
         feeds = {

@@ -1,0 +1,206 @@
+"""TF Serving's REST JSON <-> numpy tensors and tf.Examples.
+
+Predict takes the row format (``instances``) or the columnar format (``inputs``); binary strings
+travel as ``{"b64": ...}`` and outputs whose alias ends in ``_bytes`` are returned that way.
+Classify/Regress take ``{"examples": [...], "context": {...}}``. Every malformed value raises
+INVALID_ARGUMENT naming where it is and what was expected.
+"""
+
+import base64
+import json
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.example import example_pb2, feature_pb2
+from tensorflow.core.framework import types_pb2
+from tensorflow_serving.apis import input_pb2
+
+from rnnzoo.serving import errors
+
+
+def _is_b64(value) -> bool:
+    return isinstance(value, dict) and list(value) == ["b64"]
+
+
+def _strings(value, where: str):
+    """Nested JSON strings / {"b64": ...} objects -> nested bytes."""
+    if isinstance(value, list):
+        return [_strings(v, where) for v in value]
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if _is_b64(value) and isinstance(value["b64"], str):
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except ValueError:
+            raise errors.invalid_argument(f"{where}: {value['b64']!r} is not valid base64") from None
+    raise errors.invalid_argument(
+        f"{where}: JSON value {json.dumps(value)[:80]} is not of expected type: string "
+        f'(send a string or {{"b64": "<base64>"}})'
+    )
+
+
+MAX_RANK = 64  # numpy's (and so a request tensor's) most dimensions
+
+
+def _nested_shape(value, where: str, depth: int = 0) -> tuple:
+    """The rectangular shape of nested lists; INVALID_ARGUMENT when ragged or deeper than MAX_RANK."""
+    if not isinstance(value, list):
+        return ()
+    if depth >= MAX_RANK:
+        raise errors.invalid_argument(
+            f"{where}: lists nest more than {MAX_RANK} levels deep; a tensor has at most {MAX_RANK} dimensions"
+        )
+    shapes = {_nested_shape(v, where, depth + 1) for v in value}
+    if len(shapes) > 1:
+        raise errors.invalid_argument(f"{where}: nested lists have different lengths; tensors must be rectangular")
+    return (len(value),) + (shapes.pop() if shapes else ())
+
+
+def json_to_array(value, dtype_enum: int, where: str) -> np.ndarray:
+    """A JSON value (scalar or nested lists) as an array of the signature's dtype."""
+    shape = _nested_shape(value, where)
+    if dtype_enum == types_pb2.DT_STRING:
+        flat = np.empty(int(np.prod(shape, dtype=np.int64)), dtype=object)
+        data = _strings(value, where)
+        flat[:] = np.array(data, dtype=object).reshape(-1) if shape else [data]
+        return flat.reshape(shape)
+    target = tf.dtypes.as_dtype(dtype_enum)
+    try:
+        array = np.array(value)
+    except (ValueError, TypeError):
+        array = np.array([], dtype=object)
+    if array.dtype.kind not in "biuf" or (array.size == 0 and shape and shape[-1] != 0):
+        raise errors.invalid_argument(
+            f"{where}: JSON value {json.dumps(value)[:80]} is not of expected type: {target.name}"
+        )
+    if target.is_bool:
+        if array.dtype.kind != "b":
+            raise errors.invalid_argument(f"{where}: expected true/false values for a bool tensor")
+    elif target.is_integer:
+        if array.dtype.kind == "f" and not np.all(np.equal(np.mod(array, 1), 0)):
+            raise errors.invalid_argument(f"{where}: non-integer value for a {target.name} tensor")
+        if array.size and (array.min() < target.min or array.max() > target.max):
+            raise errors.invalid_argument(f"{where}: value out of range for a {target.name} tensor")
+    elif array.dtype.kind == "b":
+        raise errors.invalid_argument(f"{where}: true/false given for a {target.name} tensor")
+    return array.astype(target.as_numpy_dtype)
+
+
+def row_inputs(instances, infos) -> dict:
+    if not isinstance(instances, list) or not instances:
+        raise errors.invalid_argument("'instances' must be a non-empty list, one entry per example")
+    named = isinstance(instances[0], dict) and not _is_b64(instances[0])
+    if not named:
+        if len(infos) != 1:
+            raise errors.invalid_argument(
+                "instances is a plain list, but expecting list of objects as multiple input tensors "
+                f"required as per tensorinfo_map ({sorted(infos)})"
+            )
+        alias = next(iter(infos))
+        return {alias: json_to_array(instances, infos[alias].dtype, f"input '{alias}' of 'instances'")}
+    keys = set(instances[0])
+    for i, instance in enumerate(instances):
+        if not isinstance(instance, dict) or _is_b64(instance) or set(instance) != keys:
+            raise errors.invalid_argument(
+                f"Failed to process element: {i} of 'instances' list. Every instance must be an object "
+                f"with the same keys {sorted(keys)}"
+            )
+    unknown = keys - set(infos)
+    if unknown:
+        raise errors.invalid_argument(f"instances name unknown inputs {sorted(unknown)}; the signature takes {sorted(infos)}")
+    return {
+        alias: json_to_array([inst[alias] for inst in instances], infos[alias].dtype, f"input '{alias}' of 'instances'")
+        for alias in keys
+    }
+
+
+def columnar_inputs(inputs, infos) -> dict:
+    if isinstance(inputs, dict) and not _is_b64(inputs):
+        unknown = set(inputs) - set(infos)
+        if unknown:
+            raise errors.invalid_argument(f"inputs name unknown inputs {sorted(unknown)}; the signature takes {sorted(infos)}")
+        return {alias: json_to_array(v, infos[alias].dtype, f"input '{alias}'") for alias, v in inputs.items()}
+    if len(infos) != 1:
+        raise errors.invalid_argument(
+            f"'inputs' is a single value but the signature takes {len(infos)} inputs {sorted(infos)}; "
+            f"send an object keyed by input name"
+        )
+    alias = next(iter(infos))
+    return {alias: json_to_array(inputs, infos[alias].dtype, f"input '{alias}'")}
+
+
+# ---- tensors -> JSON ----------------------------------------------------------------------------
+def _json_value(array: np.ndarray, alias: str):
+    if array.dtype == object or array.dtype.kind == "S":
+        if alias.endswith("_bytes"):
+            convert = lambda b: {"b64": base64.b64encode(b).decode("ascii")}  # noqa: E731
+        else:
+            convert = lambda b: b.decode("utf-8", "replace")  # noqa: E731
+        flat = [convert(b) for b in array.ravel()]
+        return np.array(flat, dtype=object).reshape(array.shape).tolist() if array.ndim else flat[0]
+    if array.dtype in (np.float32, np.float16):
+        # shortest decimal that round-trips the float32 value (0.1, not 0.10000000149011612)
+        flat = [float(str(v)) for v in array.astype(np.float32).ravel()]
+        return np.array(flat, dtype=object).reshape(array.shape).tolist() if array.ndim else flat[0]
+    return array.tolist()
+
+
+def row_outputs(outputs: dict):
+    sizes = {alias: (value.shape[0] if value.ndim else None) for alias, value in outputs.items()}
+    batch = next(iter(sizes.values()))
+    for alias, size in sizes.items():
+        if size is None or size != batch:
+            raise errors.invalid_argument(
+                f"Tensor name: {alias} has inconsistent batch size: {size} expecting: {batch}; "
+                f"use the columnar 'inputs' format for outputs without a shared batch dimension"
+            )
+    columns = {alias: _json_value(value, alias) for alias, value in outputs.items()}
+    if len(columns) == 1:
+        return next(iter(columns.values()))
+    return [{alias: columns[alias][i] for alias in columns} for i in range(batch)]
+
+
+def columnar_outputs(outputs: dict):
+    columns = {alias: _json_value(value, alias) for alias, value in outputs.items()}
+    return next(iter(columns.values())) if len(columns) == 1 else columns
+
+
+# ---- tf.Example JSON for classify / regress ----------------------------------------------------
+def _feature(value, where: str) -> feature_pb2.Feature:
+    values = value if isinstance(value, list) else [value]
+    feature = feature_pb2.Feature()
+    if all(isinstance(v, bool) for v in values) and values:
+        feature.int64_list.value.extend(int(v) for v in values)
+    elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        feature.int64_list.value.extend(values)
+    elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        feature.float_list.value.extend(values)
+    elif all(isinstance(v, str) or _is_b64(v) for v in values):
+        feature.bytes_list.value.extend(_strings(values, where))
+    else:
+        raise errors.invalid_argument(f"{where}: feature values must be all numbers or all strings, got {json.dumps(value)[:80]}")
+    return feature
+
+
+def _example(obj, where: str) -> example_pb2.Example:
+    if not isinstance(obj, dict):
+        raise errors.invalid_argument(f"{where} must be an object mapping feature names to values")
+    example = example_pb2.Example()
+    for name, value in obj.items():
+        example.features.feature[name].CopyFrom(_feature(value, f"{where} feature '{name}'"))
+    return example
+
+
+def example_input(body: dict) -> input_pb2.Input:
+    examples = body.get("examples")
+    if not isinstance(examples, list) or not examples:
+        raise errors.invalid_argument("'examples' must be a non-empty list of objects")
+    result = input_pb2.Input()
+    if "context" in body:
+        target = result.example_list_with_context
+        target.context.CopyFrom(_example(body["context"], "'context'"))
+    else:
+        target = result.example_list
+    for i, obj in enumerate(examples):
+        target.examples.add().CopyFrom(_example(obj, f"example {i}"))
+    return result
