@@ -13,9 +13,13 @@ import signal
 import sys
 import threading
 
-from absl import app, flags, logging
+from rnnzoo.cli.quiet import quiet_tensorflow
 
-from rnnzoo.serving.config import DEFAULT_MAX_REQUEST_ELEMENTS
+quiet_tensorflow()
+
+from absl import app, flags, logging  # noqa: E402
+
+from rnnzoo.serving.config import DEFAULT_MAX_REQUEST_ELEMENTS  # noqa: E402
 
 _PORT = flags.DEFINE_integer("port", 8500, "Port to listen on for the gRPC API.")
 _GRPC_SOCKET_PATH = flags.DEFINE_string(

@@ -182,8 +182,13 @@ class _RoundEnd(keras.callbacks.Callback):
         super().__init__()
         self.run = run
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self.step_started = time.monotonic()
+
     def on_train_batch_end(self, batch, logs=None):
         run = self.run
+        if run.step > run.first_step:  # the invocation's first step traces the graph
+            run.train_seconds += time.monotonic() - self.step_started
         run.step += 1
         loss = None if logs is None else logs.get("loss")
         run.last_train_loss = None if loss is None else float(loss)
@@ -208,7 +213,9 @@ class _Run:
         self.model = model
         self.checkpointer = checkpointer
         self.step = state.get("step", 0)
+        self.first_step = self.step
         self.good_step = self.step
+        self.train_seconds = state.get("train_seconds", 0.0)
         self.previous_seconds = state.get("wall_time_s", 0.0)
         self.history = state.get("history", [])
         self.extra = state.get("extra", {})
@@ -238,6 +245,7 @@ class _Run:
         self.checkpointer.save(self.model, {
             "step": self.step,
             "wall_time_s": round(self.wall_time(), 3),
+            "train_seconds": round(self.train_seconds, 3),
             "history": self.history,
             "extra": self.extra,
             "config": dataclasses.asdict(self.config),
@@ -274,13 +282,14 @@ class _Run:
         entry = {
             "step": self.step,
             "wall_time_s": round(self.wall_time(), 3),
+            "train_seconds": round(self.train_seconds, 3),
             "train_loss": self.last_train_loss,
             **result,
         }
         self.history.append(entry)
         with self.writer.as_default(step=self.step):
             for key, value in entry.items():
-                if key not in ("step", "wall_time_s", "success") and value is not None:
+                if key not in ("step", "wall_time_s", "train_seconds", "success") and value is not None:
                     tf.summary.scalar(key, value)
         self.writer.flush()
         self.metrics = {**entry, "diverged": False, **self.describe()}
@@ -348,7 +357,9 @@ def train(config, callbacks=(), **model_options):
             (e.g. `units=100`); `None` values keep the family default.
 
     Returns:
-        The contents of `metrics.json`: `step`, `wall_time_s`, `train_loss`,
+        The contents of `metrics.json`: `step`, `wall_time_s` (the run's wall
+        clock), `train_seconds` (time in training steps, without evaluations,
+        checkpoints and each invocation's first, graph-tracing step), `train_loss`,
         `test_loss`, `success`, `diverged`, the family's named metrics, their
         `metric_directions`, the `success_criterion`, `history` and the run
         description (a diverged run: also `diverged_at_step`, `divergence`

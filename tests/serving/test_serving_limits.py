@@ -1,7 +1,6 @@
 """gRPC limits under hostile traffic: element caps, call and message limits, batching config (issue 14)."""
 
 import os
-import threading
 
 import grpc
 import numpy as np
