@@ -215,7 +215,8 @@ def describe_shape(shape):
 def _describe(tensor):
     alias = "*(model's own)*" if tensor.alias == ANY_ALIAS else f"`{tensor.alias}`"
     default = "" if tensor.default is None else f" = {tensor.default!r}"
-    return f"{alias} {tensor.dtype}{describe_shape(tensor.shape)}{default}: {tensor.meaning}"
+    minimum = "" if tensor.minimum is None else f" (>= {tensor.minimum:g})"
+    return f"{alias} {tensor.dtype}{describe_shape(tensor.shape)}{default}{minimum}: {tensor.meaning}"
 
 
 def markdown_table():
