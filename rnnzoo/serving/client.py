@@ -123,7 +123,7 @@ def contract_inputs(contract, values: dict, served_dims=None) -> dict:
                 raise ValueError(
                     f"the served signature leaves the size of {tensor.alias!r} free; pass {tensor.alias} explicitly"
                 )
-        request[tensor.alias] = np.full([rows, *dims], tensor.default, np.dtype(tensor.dtype))
+        request[tensor.alias] = _cast(contract, tensor, tensor.alias, np.full([rows, *dims], tensor.default, object))
     return request
 
 
@@ -166,9 +166,11 @@ class Client:
     # ---- generic calls ---------------------------------------------------------------------
     def predict(self, model: str, inputs: dict, signature: str = "serving_default", version: int | None = None,
                 label: str | None = None, output_filter=()) -> dict:
-        """Run `signature` of `model`; returns {output alias: numpy array}.
+        """Run `signature` of `model` (TF Serving's Predict); returns {output alias: numpy array}.
 
-        Strings come back as numpy object arrays of bytes. Raises `grpc.RpcError` with the
+        Any signature; the inputs are sent as given (`call(model, "predict", inputs)` checks and
+        casts them by the `predict` contract first, what rnnzoo's Keras exports serve as
+        `serving_default`). Strings come back as numpy object arrays of bytes. Raises `grpc.RpcError` with the
         server's status code (NOT_FOUND, INVALID_ARGUMENT, ...) when the server refuses.
         """
         if not inputs:

@@ -9,7 +9,7 @@ A tensor's `shape` lists its dimensions batch first; `-1` is a free dimension (t
 dimension is always free, so servers can batch requests; an export may fix any other free
 dimension, e.g. the controller's state size). `...` stands for the dimensions of the exported
 model itself (the `predict` contract, whose aliases are the model's own, `ANY_ALIAS`).
-`dtype` is a TensorFlow/numpy dtype name. `default` is the value a client sends when the
+`dtype` is a TensorFlow dtype name (`float32`, `int32`, `int64`, `string`, ...). `default` is the value a client sends when the
 caller leaves the input out (`None`: required); it is broadcast over the input's shape.
 `minimum` is the smallest valid value (`None`: any).
 
@@ -58,10 +58,6 @@ class SignatureContract:
     def input(self, alias):
         """The input named `alias` (`ANY_ALIAS` inputs match every alias); `None` if there is none."""
         return find_tensor(self.inputs, alias)
-
-    def output(self, alias):
-        """The output named `alias` (`ANY_ALIAS` outputs match every alias); `None` if there is none."""
-        return find_tensor(self.outputs, alias)
 
 
 def find_tensor(tensors, alias):
