@@ -176,7 +176,7 @@ def test_export_keras_model_in_python(tmp_path):
 def test_custom_layers_and_masked_variable_length_inputs_export(tmp_path, model_name):
     from rnnzoo.zoo.training import build_run
 
-    _, built = build_run(TrainConfig(model=model_name, task="addition_thesis", seq_len=20, batch_size=4), units=8)
+    _, built = build_run(TrainConfig(model=model_name, task="addition_thesis", seq_len=20, batch_size=4, test_size=8), units=8)
     x = next(iter(built.test_dataset))[0][:3].numpy()  # padded to 11T/10 steps behind a Masking layer
     serve = tf.saved_model.load(export_keras_model(built.model, str(tmp_path))).signatures["serving_default"]
     assert serve.structured_input_signature[1]["inputs"].shape.as_list() == [None, 22, 2]
