@@ -1,32 +1,38 @@
 """rnnzoo-export: write a trained model as a SavedModel version for TensorFlow Serving.
 
-  rnnzoo-export --model_dir=/tmp/char_mrnn --export_base=/models/char_lm            # next free version
+  rnnzoo-export --model_dir=/tmp/resrnn_add --export_base=/models/addition        # next free version
   rnnzoo-export --model_dir=/tmp/char_mrnn --export_base=/models/char_lm --version=3
 
-Writes `<export_base>/<version>/` with the `generate` (= `serving_default`) and
-`score` signatures and warmup records, after the serving-parity check passes
-(docs/char_lm.md). Prints the version directory. `--check_only=DIR` runs the
+Takes the run directory of any family (`rnnzoo-train --model_dir`) and exports it with its
+family's exporter (`rnnzoo.export.export_run`): char LMs get the `generate` (= `serving_default`)
+and `score` signatures (docs/char_lm.md); pathological-problem, sequence-classifier and
+autoencoder runs the `predict` contract as `serving_default` (the Keras model's inputs ->
+outputs). Writes `<export_base>/<version>/` with warmup records once the serving-parity and
+signature-contract checks pass, and prints that directory. `--check_only=DIR` runs the
 serving-parity check on an existing SavedModel instead.
 """
 
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from rnnzoo.cli.quiet import quiet_tensorflow
+
+quiet_tensorflow()
 
 from absl import app, flags  # noqa: E402
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Directory of a trained model (rnnzoo-train --model_dir).")
 _EXPORT_BASE = flags.DEFINE_string("export_base", None, "TF Serving base path; the export goes to <export_base>/<version>.")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: one more than the largest existing).")
-_MAX_GENERATE = flags.DEFINE_integer("max_generate", 4096, "Largest max_length the generate signature accepts.")
+_MAX_GENERATE = flags.DEFINE_integer(
+    "max_generate", None, "Char-LM runs: largest max_length the generate signature accepts (default 4096)."
+)
 _CHECK_ONLY = flags.DEFINE_string("check_only", None, "Only run the serving-parity check on this SavedModel directory.")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from rnnzoo.export import ServingParityError, check_serving_parity, export_model_dir
+    from rnnzoo.export import ServingParityError, check_serving_parity, export_run
 
     try:
         if _CHECK_ONLY.value:
@@ -35,7 +41,8 @@ def main(argv):
             return 0
         if not _MODEL_DIR.value or not _EXPORT_BASE.value:
             raise app.UsageError("pass --model_dir=<trained model> and --export_base=<serving base path>")
-        print(export_model_dir(_MODEL_DIR.value, _EXPORT_BASE.value, _VERSION.value, _MAX_GENERATE.value))
+        options = {} if _MAX_GENERATE.value is None else {"max_generate": _MAX_GENERATE.value}
+        print(export_run(_MODEL_DIR.value, _EXPORT_BASE.value, _VERSION.value, **options))
     except (ServingParityError, ValueError) as error:
         print(f"rnnzoo-export: {error}", file=sys.stderr)
         return 1

@@ -3,7 +3,7 @@
   rnnzoo-query --model=char_lm generate --prompt="def " --max_length=80 --temperature=0.8
   rnnzoo-query --model=char_lm score --text="import os"
   rnnzoo-query --model=translator translate --source="Open the file"
-  rnnzoo-query --model=arm control --observation='[[0,0,0,0]]' --target='[[0.5,1.2,0,0]]'
+  rnnzoo-query --model=arm control --observation='[[0,0,0,0]]' --target='[[0.5,1.2,0,0]]'   # control_step
   rnnzoo-query --model=toy predict --inputs='{"x": [[1, 2, 3]]}' --signature=serving_default
   rnnzoo-query --model=toy status | metadata
 
@@ -15,7 +15,11 @@ import base64
 import json
 import sys
 
-from absl import app, flags
+from rnnzoo.cli.quiet import quiet_tensorflow
+
+quiet_tensorflow()
+
+from absl import app, flags  # noqa: E402
 
 _SERVER = flags.DEFINE_string("server", "localhost:8500", "gRPC address of the model server.")
 _MODEL = flags.DEFINE_string("model", None, "Model name.")
@@ -93,7 +97,7 @@ def execute(command: str, client) -> object:
             raise app.UsageError("translate needs at least one --source")
         return {"translations": [[{"text": t, "score": s} for t, s in beam] for beam in client.translate(model, _SOURCE.value, **where)]}
     if command == "control":
-        torque, state = client.control(
+        torque, state = client.control_step(
             model, _json_flag(_OBSERVATION, "observation"), _json_flag(_TARGET, "target"),
             _json_flag(_STATE, "state", required=False), **where,
         )

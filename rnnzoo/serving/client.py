@@ -1,17 +1,17 @@
 """`Client`: a gRPC client for rnnzoo-serve and stock TensorFlow Serving alike.
 
-`predict` is generic (any signature, inputs as numpy arrays / lists / strings). Typed helpers
-wrap the zoo's signature contracts (docs/serving.md, "Signature contracts"):
+`predict` is TF Serving's Predict on any signature (inputs as numpy arrays / lists / strings,
+sent as given). `call(model, contract, inputs)` goes through a signature contract of
+`rnnzoo.serving.signatures` (docs/serving.md, "Signature contracts"): it rejects unknown and
+missing inputs, casts each input to the contract's dtype, checks fixed dimensions and minimums,
+broadcasts a value given without the batch dimension to every row and fills the contract's
+defaults. The typed helpers are `call` on one contract each:
 
-* ``generate``: prompt string[b], max_length int32[b], temperature float32[b], seed int64[b]
-  -> text string[b] (thesis ch. 5 sampling).
-* ``score``: text string[b] -> bits_per_char float32[b], log_prob float32[b].
-* ``translate``: source string[b] -> translations string[b, k], scores float32[b, k]
-  (the k beam-search hypotheses, best first; Sutskever et al. 2014 in rnn-critical-review §2.5).
-* ``control``: observation float32[b, 4] (shoulder/elbow angles and velocities),
-  target float32[b, 4], state float32[b, s] -> torque float32[b, 2], state float32[b, s]
-  (one step of the thesis ch. 6 RNN controller; the recurrent state travels with the request
-  because TF Serving keeps no per-client state).
+* ``generate``: prompts -> texts (thesis ch. 5 sampling; temperature 0 decodes greedily).
+* ``score``: texts -> bits_per_char, log_prob.
+* ``translate``: sources -> the beam's n-best [(translation, score)], best first.
+* ``control_step``: one step of the arm controller; the recurrent state travels with the request
+  because TF Serving keeps no per-client state (`state=None` starts from zeros).
 """
 
 import time
@@ -26,6 +26,8 @@ from tensorflow_serving.apis import (
     predict_pb2,
     prediction_service_pb2_grpc,
 )
+
+from rnnzoo.serving import signatures
 
 _OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 
@@ -46,21 +48,83 @@ def _as_array(value) -> np.ndarray:
     return array
 
 
-def _batch(values, name: str) -> list:
-    values = [values] if isinstance(values, (str, bytes)) else list(values)
-    if not values:
-        raise ValueError(f"{name} is empty; pass at least one value")
-    return values
+def _cast(contract, tensor, alias, value) -> np.ndarray:
+    """`value` as an array of the contract tensor's dtype, its minimum checked (NaN fails it)."""
+    if tensor.dtype == "string":
+        return _as_array(value)
+    try:
+        array = np.asarray(value, dtype=tensor.dtype)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{contract.name} input {alias!r} must be {tensor.dtype} ({tensor.meaning}): {error}") from None
+    if tensor.minimum is not None and not np.all(array >= tensor.minimum):
+        raise ValueError(
+            f"{alias} must be >= {tensor.minimum:g} ({tensor.meaning}), got {array.tolist()}"
+        )
+    return array
 
 
-def _column(value, size: int, name: str) -> list:
-    """Broadcast a scalar argument to one value per row, or check a per-row list's length."""
-    if np.ndim(value) == 0:
-        return [value] * size
-    value = list(value)
-    if len(value) != size:
-        raise ValueError(f"{name} has {len(value)} values for {size} rows; pass one value or one per row")
-    return value
+def _is_batched(contract, tensor, alias, array) -> bool:
+    """Whether `array` has the batch dimension (without it, it applies to every row); raises on other shapes."""
+    if Ellipsis in tensor.shape:  # the model's own dimensions: batch first, nothing to broadcast
+        batched = fits = array.ndim >= 1
+    else:
+        batched = array.ndim == len(tensor.shape)
+        row = array.shape[1:] if batched else array.shape
+        fits = len(row) == len(tensor.shape) - 1 and all(want in (-1, got) for want, got in zip(tensor.shape[1:], row))
+    if not fits:
+        raise ValueError(
+            f"{alias} has shape {list(array.shape)}; the {contract.name} contract wants "
+            f"{signatures.describe_shape(tensor.shape)} (b = batch)"
+        )
+    return batched
+
+
+def contract_inputs(contract, values: dict, served_dims=None) -> dict:
+    """The request inputs of `values` ({alias: value}) under `contract` (see the module docstring).
+
+    `served_dims(alias)` gives an input's dimensions as the served signature has them; it is only
+    called to fill a default whose contract shape has free dimensions besides the batch (e.g. the
+    controller's state size).
+
+    Raises:
+        ValueError: an unknown or missing input, a wrong dtype, shape or value, rows that disagree.
+    """
+    unknown = sorted(alias for alias in values if contract.input(alias) is None)
+    if unknown:
+        names = ", ".join(t.alias for t in contract.inputs)
+        raise ValueError(f"the {contract.name} contract has no input {', '.join(unknown)}; its inputs are {names}")
+    if not values and contract.inputs[0].alias == signatures.ANY_ALIAS:
+        raise ValueError(f"inputs is empty; pass the model's inputs to {contract.name}, {{alias: value}}")
+    arrays, rows = {}, None
+    for alias, value in values.items():
+        tensor = contract.input(alias)
+        array = _cast(contract, tensor, alias, value)
+        batched = _is_batched(contract, tensor, alias, array)
+        if batched:
+            if rows is None:
+                rows = array.shape[0]
+            elif array.shape[0] != rows:
+                raise ValueError(f"{alias} has {array.shape[0]} values for {rows} rows; pass one value or one per row")
+        arrays[alias] = (array, batched)
+    rows = 1 if rows is None else rows
+    if rows == 0:
+        raise ValueError(f"the {contract.name} request has no rows; pass at least one value")
+    request = {alias: array if batched else np.broadcast_to(array, (rows, *array.shape)).copy()
+               for alias, (array, batched) in arrays.items()}
+    for tensor in contract.inputs:
+        if tensor.alias in request or tensor.alias == signatures.ANY_ALIAS:
+            continue
+        if tensor.default is None:
+            raise ValueError(f"the {contract.name} contract needs input {tensor.alias!r} ({tensor.meaning})")
+        dims = list(tensor.shape[1:])
+        if -1 in dims:
+            dims = [want if want != -1 else got for want, got in zip(dims, served_dims(tensor.alias)[1:])]
+            if -1 in dims:
+                raise ValueError(
+                    f"the served signature leaves the size of {tensor.alias!r} free; pass {tensor.alias} explicitly"
+                )
+        request[tensor.alias] = _cast(contract, tensor, tensor.alias, np.full([rows, *dims], tensor.default, object))
+    return request
 
 
 class Client:
@@ -102,9 +166,11 @@ class Client:
     # ---- generic calls ---------------------------------------------------------------------
     def predict(self, model: str, inputs: dict, signature: str = "serving_default", version: int | None = None,
                 label: str | None = None, output_filter=()) -> dict:
-        """Run `signature` of `model`; returns {output alias: numpy array}.
+        """Run `signature` of `model` (TF Serving's Predict); returns {output alias: numpy array}.
 
-        Strings come back as numpy object arrays of bytes. Raises `grpc.RpcError` with the
+        Any signature; the inputs are sent as given (`call(model, "predict", inputs)` checks and
+        casts them by the `predict` contract first, what rnnzoo's Keras exports serve as
+        `serving_default`). Strings come back as numpy object arrays of bytes. Raises `grpc.RpcError` with the
         server's status code (NOT_FOUND, INVALID_ARGUMENT, ...) when the server refuses.
         """
         if not inputs:
@@ -154,68 +220,72 @@ class Client:
                 raise TimeoutError(f"model {model!r} has no AVAILABLE version at {self.target} after {timeout} s")
             time.sleep(0.1)
 
-    # ---- typed helpers for the zoo's signatures ----------------------------------------------
-    def generate(self, model: str, prompts, max_length=100, temperature=1.0, seed=0, signature: str = "generate",
-                 version: int | None = None, label: str | None = None) -> list:
-        """Sample text after each prompt; scalars apply to every prompt. Returns a list of str.
+    # ---- the zoo's signature contracts (rnnzoo.serving.signatures) ---------------------------
+    def call(self, model: str, contract: str, inputs: dict, signature: str | None = None, version: int | None = None,
+             label: str | None = None, output_filter=()) -> dict:
+        """Run `model`'s signature of the contract named `contract`; returns {output alias: numpy array}.
 
-        `temperature` 0 decodes greedily (the export contract of `rnnzoo-export`).
+        `inputs` ({alias: value}) are checked, cast and completed by the contract (`contract_inputs`:
+        a value without the batch dimension applies to every row, a left-out input takes the
+        contract's default). `signature` defaults to the contract's signature key (`predict` is
+        served as `serving_default`).
+
+        Raises:
+            ValueError: an unknown contract, or inputs the contract does not take (before any request).
+            grpc.RpcError: the server refused the request.
         """
-        prompts = _batch(prompts, "prompts")
-        n = len(prompts)
-        inputs = {
-            "prompt": _as_array(prompts),
-            "max_length": np.asarray(_column(max_length, n, "max_length"), np.int32),
-            "temperature": np.asarray(_column(temperature, n, "temperature"), np.float32),
-            "seed": np.asarray(_column(seed, n, "seed"), np.int64),
-        }
-        if np.any(inputs["max_length"] < 0):
-            raise ValueError(f"max_length must be >= 0, got {inputs['max_length'].tolist()}")
-        if not np.all(inputs["temperature"] >= 0):
-            raise ValueError(
-                f"temperature must be >= 0 (0 = greedy), got {inputs['temperature'].tolist()}"
-            )
-        outputs = self.predict(model, inputs, signature, version, label, output_filter=["text"])
+        declared = signatures.get(contract)
+        signature = signature or declared.signature_key
+
+        def served_dims(alias):
+            info = self.signatures(model, version, label)[signature].inputs[alias]
+            return [d.size for d in info.tensor_shape.dim]
+
+        request = contract_inputs(declared, inputs, served_dims)
+        return self.predict(model, request, signature, version, label, output_filter)
+
+    def generate(self, model: str, prompts, max_length=None, temperature=None, seed=None, signature: str = "generate",
+                 version: int | None = None, label: str | None = None) -> list:
+        """Sample text after each prompt (the `generate` contract); returns a list of str.
+
+        `max_length`, `temperature` and `seed` are one value for every prompt or one per prompt;
+        `None` takes the contract's default. `temperature` 0 decodes greedily.
+        """
+        inputs = {"prompt": [prompts] if isinstance(prompts, (str, bytes)) else list(prompts),
+                  "max_length": max_length, "temperature": temperature, "seed": seed}
+        outputs = self.call(model, "generate", _given(inputs), signature, version, label, output_filter=["text"])
         return [t.decode("utf-8", "replace") for t in outputs["text"].reshape(-1)]
 
     def score(self, model: str, texts, signature: str = "score", version: int | None = None,
               label: str | None = None) -> dict:
-        """{"bits_per_char": float32[b], "log_prob": float32[b]} of each text under the model."""
-        outputs = self.predict(model, {"text": _as_array(_batch(texts, "texts"))}, signature, version, label)
-        return {"bits_per_char": outputs["bits_per_char"], "log_prob": outputs["log_prob"]}
+        """{"bits_per_char": float32[b], "log_prob": float32[b]} of each text (the `score` contract)."""
+        texts = [texts] if isinstance(texts, (str, bytes)) else list(texts)
+        return self.call(model, "score", {"text": texts}, signature, version, label)
 
-    def translate(self, model: str, sources, signature: str = "translate", version: int | None = None,
-                  label: str | None = None) -> list:
-        """For each source sentence, the beam's [(translation, score)], best first."""
-        outputs = self.predict(model, {"source": _as_array(_batch(sources, "sources"))}, signature, version, label)
-        translations = np.asarray(outputs["translations"])
-        scores = np.asarray(outputs["scores"])
-        if translations.ndim == 1:
-            translations, scores = translations[:, None], scores[:, None]
+    def translate(self, model: str, sources, beam_width=None, length_penalty=None, max_length=None,
+                  signature: str = "translate", version: int | None = None, label: str | None = None) -> list:
+        """For each source sentence, the beam's n-best [(translation, score)], best first (the `translate`
+        contract; unused n-best slots are left out). `None` arguments take the contract's defaults."""
+        inputs = {"source": [sources] if isinstance(sources, (str, bytes)) else list(sources),
+                  "beam_width": beam_width, "length_penalty": length_penalty, "max_length": max_length}
+        outputs = self.call(model, "translate", _given(inputs), signature, version, label,
+                            output_filter=["n_best", "scores"])
         return [
-            [(t.decode("utf-8", "replace"), float(s)) for t, s in zip(row_t, row_s)]
-            for row_t, row_s in zip(translations, scores)
+            [(t.decode("utf-8", "replace"), float(s)) for t, s in zip(row_t, row_s) if s != -np.inf]
+            for row_t, row_s in zip(outputs["n_best"], outputs["scores"])
         ]
 
-    def control(self, model: str, observation, target, state=None, signature: str = "control",
-                version: int | None = None, label: str | None = None):
-        """One controller step: returns (torque float32[b, 2], next state float32[b, s]).
+    def control_step(self, model: str, observation, target, state=None, signature: str = "control_step",
+                     version: int | None = None, label: str | None = None):
+        """One controller step (the `control_step` contract): returns (torque float32[b, 2], state float32[b, s]).
 
-        `state=None` starts from the zero state, sized from the signature's ``state`` input.
+        `state=None` starts from the zero state, sized from the served signature's ``state`` input.
         """
-        observation = np.atleast_2d(np.asarray(observation, np.float32))
-        target = np.atleast_2d(np.asarray(target, np.float32))
-        if observation.shape != target.shape or observation.shape[1:] != (4,):
-            raise ValueError(
-                f"observation {observation.shape} and target {target.shape} must both be [batch, 4] "
-                f"(shoulder angle, elbow angle, and their velocities)"
-            )
-        if state is None:
-            info = self.signatures(model, version, label)[signature].inputs["state"]
-            size = info.tensor_shape.dim[-1].size
-            if size < 0:
-                raise ValueError(f"the '{signature}' signature does not fix the state size; pass state explicitly")
-            state = np.zeros((observation.shape[0], size), np.float32)
-        inputs = {"observation": observation, "target": target, "state": np.asarray(state, np.float32)}
-        outputs = self.predict(model, inputs, signature, version, label)
+        inputs = _given({"observation": observation, "target": target, "state": state})
+        outputs = self.call(model, "control_step", inputs, signature, version, label)
         return outputs["torque"], outputs["state"]
+
+
+def _given(inputs: dict) -> dict:
+    """`inputs` without the ones left as `None` (the contract's defaults fill them)."""
+    return {alias: value for alias, value in inputs.items() if value is not None}

@@ -40,20 +40,26 @@ class ContractModel(tf.Module):
         n = tf.cast(tf.strings.length(text, unit="UTF8_CHAR"), tf.float32)
         return {"bits_per_char": tf.ones_like(n), "log_prob": -n * math.log(2.0)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="source")])
-    def translate(self, source):
+    @tf.function(input_signature=[
+        tf.TensorSpec([None], tf.string, name="source"), tf.TensorSpec([None], tf.int32, name="beam_width"),
+        tf.TensorSpec([None], tf.float32, name="length_penalty"), tf.TensorSpec([None], tf.int32, name="max_length"),
+    ])
+    def translate(self, source, beam_width, length_penalty, max_length):
+        """n-best: the words reversed (score -0.5 - length_penalty), then the source (-1.5 - max_length) if
+        beam_width > 1, else an empty slot scored -inf."""
         words = tf.strings.split(source)
         reversed_words = tf.strings.reduce_join(tf.reverse(words.to_tensor(""), [1]), axis=1, separator=" ")
         reversed_words = tf.strings.strip(reversed_words)
-        n = tf.shape(source)[0]
-        return {"translations": tf.stack([reversed_words, source], axis=1),
-                "scores": tf.tile([[-0.5, -1.5]], [n, 1])}
+        wide = beam_width > 1
+        n_best = tf.stack([reversed_words, tf.where(wide, source, "")], axis=1)
+        second = tf.where(wide, -1.5 - tf.cast(max_length, tf.float32), -float("inf"))
+        return {"translation": reversed_words, "n_best": n_best, "scores": tf.stack([-0.5 - length_penalty, second], 1)}
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, 4], tf.float32, name="observation"), tf.TensorSpec([None, 4], tf.float32, name="target"),
         tf.TensorSpec([None, 3], tf.float32, name="state"),
     ])
-    def control(self, observation, target, state):
+    def control_step(self, observation, target, state):
         """thesis eq. in §6.5: h_t = tanh(W_hv [x_t; c_t] + W_hh h_{t-1}), u_t = tanh(W_hu h_t)."""
         h = tf.tanh(tf.concat([observation, target], 1) @ W_V + state @ W_H)
         return {"torque": tf.tanh(h @ W_U), "state": h}
@@ -69,7 +75,8 @@ def contract_server(tmp_path_factory, toy_versions):
     root = tmp_path_factory.mktemp("contract")
     module = ContractModel()
     tf.saved_model.save(module, str(root / "export"), signatures={
-        "generate": module.generate, "score": module.score, "translate": module.translate, "control": module.control,
+        "generate": module.generate, "score": module.score, "translate": module.translate,
+        "control_step": module.control_step,
     })
     install(str(root / "export"), str(root / "zoo"), 1)
     install(toy_versions[1], str(root / "toy"), 1)
@@ -97,7 +104,7 @@ def test_generic_predict_status_and_signatures(client):
     assert list(text) == ["upper_bytes"] and text["upper_bytes"].tolist() == [b"AB", b"\xff"]
     assert client.model_status("toy") == [{"version": 1, "state": "AVAILABLE", "error_code": 0, "error_message": ""}]
     assert client.wait_until_available("zoo", timeout=10) == 1
-    assert set(client.signatures("zoo")) >= {"generate", "score", "translate", "control"}
+    assert set(client.signatures("zoo")) >= {"generate", "score", "translate", "control_step"}
     with pytest.raises(grpc.RpcError) as info:
         client.predict("nope", {"x": x})
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
@@ -124,17 +131,25 @@ def test_score_translate_control(client):
     scores = client.score("zoo", ["abba", "\u00e9t\u00e9"])
     np.testing.assert_allclose(scores["bits_per_char"], [1.0, 1.0])
     np.testing.assert_allclose(scores["log_prob"], [-4 * math.log(2), -3 * math.log(2)], rtol=1e-6)
-    beams = client.translate("zoo", ["open the file", "hello"])
-    assert beams == [[("file the open", -0.5), ("open the file", -1.5)], [("hello", -0.5), ("hello", -1.5)]]
+    beams = client.translate("zoo", ["open the file", "hello"])  # the contract's defaults: alpha 0.6, max_length 0
+    assert [[t for t, _ in beam] for beam in beams] == [["file the open", "open the file"], ["hello", "hello"]]
+    np.testing.assert_allclose([[s for _, s in beam] for beam in beams], [[-1.1, -1.5]] * 2, rtol=1e-6)
+    narrow = client.translate("zoo", "open the file", beam_width=1, length_penalty=0.0)
+    assert narrow == [[("file the open", -0.5)]]  # the empty slot (score -inf) is left out
+    assert client.translate("zoo", ["a", "b"], max_length=[3, 4])[1][1] == ("b", -5.5)
+    with pytest.raises(ValueError, match=r"beam_width must be >= 1 \(beam width; 1 decodes greedily\), got 0"):
+        client.translate("zoo", "a", beam_width=0)
     observation = np.array([[0.1, 0.2, 0.0, 0.0], [1.0, -1.0, 0.5, 0.5]], np.float32)
     target = np.array([[0.5, 1.2, 0.0, 0.0]] * 2, np.float32)
-    torque, state = client.control("zoo", observation, target)  # zero initial state, sized from the signature
+    torque, state = client.control_step("zoo", observation, target)  # zero initial state, sized from the signature
     want_torque, want_state = reference_control(observation, target, np.zeros((2, 3), np.float32))
     np.testing.assert_allclose(torque, want_torque, rtol=1e-5, atol=1e-6)
-    torque2, _ = client.control("zoo", observation, target, state)
+    torque2, _ = client.control_step("zoo", observation, target, state)
     np.testing.assert_allclose(torque2, reference_control(observation, target, want_state)[0], rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match=r"\[batch, 4\]"):
-        client.control("zoo", [[0.0, 0.0]], [[0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"observation has shape \[1, 2\]; the control_step contract wants \[b, 4\]"):
+        client.control_step("zoo", [[0.0, 0.0]], [[0.0, 0.0]])
+    with pytest.raises(ValueError, match="target has 1 values for 2 rows"):
+        client.control_step("zoo", observation, target[:1])
 
 
 def test_rnnzoo_query_cli(contract_server):

@@ -1,0 +1,115 @@
+"""Exports load and give the same outputs under the TensorFlow and tensorflow-text that stock TF
+Serving links (TF 2.20 / tf-text 2.20 as of TF Serving HEAD), in a separate virtualenv.
+
+The virtualenv is made once (`python -m venv` + pip, about a minute) under
+`$RNNZOO_SERVING_TF_VENV` (default `~/.cache/rnnzoo/tf-serving-2.20`) and reused.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from rnnzoo.export import export_char_lm, export_run
+from tests.char_lm_runs import train_char_lm
+from rnnzoo.zoo.training import TrainConfig, train
+
+pytestmark = pytest.mark.slow
+
+SERVING_TF = "2.20"
+"""The TensorFlow (and tensorflow-text) minor version TF Serving HEAD links."""
+
+VENV = os.environ.get("RNNZOO_SERVING_TF_VENV",
+                      os.path.join(os.path.expanduser("~"), ".cache", "rnnzoo", f"tf-serving-{SERVING_TF}"))
+
+LOAD_AND_CALL = textwrap.dedent(
+    """
+    import json, os, sys
+    sys.modules["rnnzoo"] = None  # only TensorFlow and tensorflow-text, as TF Serving has
+    sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "rnnzoo"))]
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text
+    char_lm_dir, predict_dir, request = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    char_lm = tf.saved_model.load(char_lm_dir)
+    generate = char_lm.signatures["generate"](
+        prompt=tf.constant(request["prompt"]), max_length=tf.constant(request["max_length"], tf.int32),
+        temperature=tf.constant(request["temperature"], tf.float32), seed=tf.constant(request["seed"], tf.int64))
+    score = char_lm.signatures["score"](text=tf.constant(request["text"]))
+    predict = tf.saved_model.load(predict_dir).signatures["serving_default"](
+        inputs=tf.constant(np.asarray(request["inputs"], np.float32)))
+    print(json.dumps({
+        "versions": [tf.__version__, tensorflow_text.__version__],
+        "text": [t.decode("utf-8") for t in generate["text"].numpy()],
+        "log_prob": score["log_prob"].numpy().tolist(),
+        "bits_per_char": score["bits_per_char"].numpy().tolist(),
+        "output": predict["output"].numpy().tolist(),
+    }))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def serving_tf_python():
+    """The python of a virtualenv with TF and tf-text `SERVING_TF`, created on first use."""
+    python = os.path.join(VENV, "bin", "python")
+    marker = os.path.join(VENV, ".installed")
+    if not os.path.exists(marker):
+        subprocess.run([sys.executable, "-m", "venv", VENV], check=True, timeout=300)
+        install = subprocess.run(
+            [python, "-m", "pip", "install", "--quiet", f"tensorflow=={SERVING_TF}.*", f"tensorflow-text=={SERVING_TF}.*"],
+            capture_output=True, text=True, timeout=1800,
+        )
+        assert install.returncode == 0, f"installing TF {SERVING_TF} into {VENV} failed:\n{install.stderr[-3000:]}"
+        open(marker, "w").close()
+    return python
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """A char-LM export and a resrnn addition (pathological) export, with their Keras models."""
+    root = tmp_path_factory.mktemp("exports")
+    corpus_path = root / "tiny.txt"
+    corpus_path.write_text("the cat sat on the mat. a dog ran to the log. " * 40, encoding="utf-8")
+    lm, vocabulary, _ = train_char_lm(root / "lm_run", corpus_path, steps=60, units=24, holdout_chars=200)
+    char_lm_dir = export_char_lm(lm, vocabulary, str(root / "char_lm"))
+    run = root / "resrnn"
+    train(TrainConfig(model="resrnn", task="addition", seq_len=20, batch_size=32, train_steps=20, eval_every=10,
+                      model_dir=str(run), verbose=0), units=16)
+    return char_lm_dir, export_run(str(run), str(root / "addition"))
+
+
+def load_and_call(python, exports, request, cwd):
+    script = cwd / "load_and_call.py"
+    script.write_text(LOAD_AND_CALL)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    result = subprocess.run([python, str(script), *exports, json.dumps(request)], capture_output=True, text=True,
+                            timeout=600, cwd=str(cwd), env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_exports_give_the_same_outputs_under_the_tensorflow_tf_serving_links(serving_tf_python, exports, tmp_path):
+    rng = np.random.default_rng(0)
+    inputs = np.zeros((4, 20, 2), np.float32)
+    inputs[..., 0] = rng.uniform(-1, 1, (4, 20))
+    inputs[:, [3, 11], 1] = 1.0
+    request = {
+        "prompt": ["the cat ", "", "d€g", "a dog "], "max_length": [12, 6, 4, 20],
+        "temperature": [0.0, 0.0, 0.8, 1.0], "seed": [1, 2, 3, 4],
+        "text": ["the cat sat", "", "ü is unknown"], "inputs": inputs.tolist(),
+    }
+    serving = load_and_call(serving_tf_python, exports, request, tmp_path)
+    assert [v.rsplit(".", 1)[0] for v in serving["versions"]] == [SERVING_TF, SERVING_TF]
+    ours = load_and_call(sys.executable, exports, request, tmp_path)
+    assert ours["versions"] != serving["versions"]  # two TensorFlow releases, compared
+    assert serving["text"] == ours["text"]  # greedy and sampled rows alike (stateless, seeded sampling)
+    np.testing.assert_allclose(serving["log_prob"], ours["log_prob"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(serving["bits_per_char"], ours["bits_per_char"], rtol=1e-5, atol=1e-6)
+    assert np.ptp(ours["output"]) > 1e-5
+    np.testing.assert_allclose(serving["output"], ours["output"], rtol=1e-5, atol=1e-6)
