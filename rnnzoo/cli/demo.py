@@ -135,6 +135,8 @@ def char_lm_demo(minutes=3.0, units=128, seq_len=100, batch_size=32, max_chars=1
     config = TrainConfig(model="char_mrnn", optimizer="adam", learning_rate=3e-3, seq_len=seq_len,
                          batch_size=batch_size, train_steps=10**9, eval_every=10**9, seed=seed,
                          max_seconds=seconds, early_stop=False, verbose=0, model_dir=run_dir)
+    print(f"training a char_mrnn ({units} units) on the Python standard library's source for "
+          f"{minutes:g} min", file=out, flush=True)
     metrics = train(config, callbacks=[TimeProgress(seconds)], units=units, max_chars=max_chars)
     print(f"trained {metrics['step']} steps in {metrics['wall_time_s']:.0f} s; held-out "
           f"{metrics['bits_per_char']:.3f} bits/char", file=out, flush=True)
