@@ -38,3 +38,9 @@ def quiet_tensorflow(argv=None):
             os.close(saved)
             os.close(devnull)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    from absl import flags
+    from absl import logging as absl_logging
+
+    # TensorFlow's SavedModel code logs through absl (signature renaming, sharding callbacks),
+    # and absl.app.run raises an unset --verbosity to INFO: set it.
+    flags.FLAGS.verbosity = absl_logging.converter.ABSL_WARNING
