@@ -5,10 +5,12 @@ model options and the paper's number for that row); `run_experiment`
 trains them one after another with `rnnzoo.zoo.training.train` and writes a
 markdown report (ours vs the paper, seeds, wall time) with PNG curves.
 
-`small` runs fit in about 15 minutes on a 2-core CPU: fewer steps, shorter
-sequences or smaller networks where the paper's would not fit, each run
-capped by a wall-clock budget; it shows whether the paper's direction
-holds, not the paper's numbers. `paper` uses the paper's sizes and step
+`small` runs fit in about 15 minutes on an otherwise idle 2-core CPU: fewer
+steps, shorter sequences or smaller networks where the paper's would not
+fit; it shows whether the paper's direction holds, not the paper's numbers.
+Most small experiments cap each run by its step count only, so their numbers
+do not depend on what else the machine runs; the others (`time_budget_s`)
+share a wall-clock budget. `paper` uses the paper's sizes and step
 counts (days on a CPU).
 """
 
@@ -26,7 +28,7 @@ SCALES = ("small", "paper")
 PAPER_TRAIN_SIZE = {"train_size": 100_000}
 """Longer-rnns §5 and layer-wise §4.1: 100,000 training sequences generated beforehand."""
 SMALL_BUDGET_S = 900.0
-"""Time budget of a small-scale experiment, shared by its runs (see `run_experiment`)."""
+"""Time budget of a time-budgeted small-scale experiment, shared by its runs (see `run_experiment`)."""
 
 
 @dataclasses.dataclass
@@ -53,6 +55,9 @@ class Experiment:
     """`runs(scale) -> [Run]`."""
     metric_name: str = "test error rate (paper's criterion)"
     differences: str = ""
+    small_time_budget_s: float = SMALL_BUDGET_S
+    """Wall-clock budget the small scale shares among the runs; 0: none, every run stops at its
+    step count (or on success), so the numbers do not depend on the machine's load."""
 
 
 def _thesis_schedule(total_steps):
@@ -133,7 +138,7 @@ def _fig_4_1(scale):
                         hf_curvature_fraction=0.1,
                         hf_max_cg_iterations=60 if small else 300,
                         batch_size=1000 if small else 10_000,
-                        train_steps=400 if small else 5000,
+                        train_steps=100 if small else 5000,
                         eval_every=10, test_size=1000 if small else 10_000,
                     ),
                     options={"units": 50 if small else 100},
@@ -161,7 +166,7 @@ def _longer_rnns_resrnn(scale):
                     model=model, task=task, task_options=PAPER_TRAIN_SIZE, seq_len=seq_len,
                     optimizer="momentum",
                     learning_rate=1e-3, momentum=0.9, clip_norm=0.1, batch_size=16,
-                    train_steps=20_000 if small else 1_000_000, eval_every=500 if small else 5000,
+                    train_steps=8000 if small else 1_000_000, eval_every=500 if small else 5000,
                     test_size=1000 if small else 10_000, early_stop=False,
                     gradient_steps=((0, 1000, 5000) if small else (0, 25_000, 225_000))
                     if task == "addition" else (),
@@ -179,7 +184,7 @@ def _longer_rnns_vlirnn(scale):
     seq_len = 100 if small else 400
     base = dict(task="addition", task_options=PAPER_TRAIN_SIZE, seq_len=seq_len,
                 learning_rate=1e-3, clip_norm=0.1,
-                batch_size=16, train_steps=20_000 if small else 1_800_000,
+                batch_size=16, train_steps=2500 if small else 1_800_000,
                 eval_every=250 if small else 5000, test_size=1000 if small else 10_000,
                 early_stop=False)
     return [
@@ -233,7 +238,7 @@ def _layerwise_adding(scale):
             model=model, task="addition_layerwise", task_options=PAPER_TRAIN_SIZE,
             seq_len=50 if small else 200,
             optimizer="adam", learning_rate=1e-3, clip_norm=5.0, batch_size=50,
-            train_steps=6000 if small else 20_000, eval_every=250 if small else 1000,
+            train_steps=4000 if small else 20_000, eval_every=250 if small else 1000,
             test_size=1000 if small else 10_000, early_stop=False,
         ),
         lambda layers: {"units": 32 if small else 256, "layers": layers, "init_scale": 0.05,
@@ -291,6 +296,7 @@ EXPERIMENTS = {e.name: e for e in [
         "momentum is better on mem-20 T=50 (100 tanh units, ESN init radius 1.2, §7.4.2 "
         "schedules, 50,000 updates, mean of 10 seeds).",
         _table_7_3,
+        small_time_budget_s=0.0,
         differences="small: 2,000 updates instead of 50,000 (the §7.4.2 schedules' "
                     "boundaries scaled by the same factor), 1 seed instead of 10, 1,000 test "
                     "sequences instead of 10,000. Both scales: the memorisation problems' "
@@ -305,9 +311,10 @@ EXPERIMENTS = {e.name: e for e in [
         "Structural damping lets HF solve the pathological problems with fewer minibatches and "
         "far fewer failures as T grows (fig. 4.1; no table).",
         _fig_4_1,
+        small_time_budget_s=0.0,
         differences="small: T=30/50, 50 tanh units, HF iterations on 1,000 sequences "
-                    "(curvature on 100), CG capped at 60 steps, at most 400 iterations within the "
-                    "time budget, 1 seed, 1,000 test sequences; the paper: 100 units, T = 30 to "
+                    "(curvature on 100), CG capped at 60 steps, at most 100 iterations per run "
+                    "(no time budget), 1 seed, 1,000 test sequences; the paper: 100 units, T = 30 to "
                     "200, gradients on 10,000 sequences (curvature on 1,000), CG capped at 300, "
                     "up to 50,000 minibatches, several seeds. Variable-length problems are fed "
                     "padded to 11T/10 steps and masked (rnnzoo.data's padded datasets). "
@@ -319,27 +326,28 @@ EXPERIMENTS = {e.name: e for e in [
         "resRNN learns addition (T=400) and multiplication (T=100/200) faster than iRNN "
         "(SGD + momentum, clip 0.1, lr 1e-3, batch 16, 100 units); §6.9: the iRNN's "
         "per-time-step gradients soon vanish for early steps, the resRNN's stay balanced.",
-        _longer_rnns_resrnn, metric_name="test MSE",
-        differences="small: T=100 for both problems and at most 20,000 steps within the time "
-                    "budget (the paper: T=400 addition, hundreds of thousands of steps). Both "
+        _longer_rnns_resrnn, metric_name="test MSE", small_time_budget_s=0.0,
+        differences="small: T=100 for both problems and 8,000 steps per run, no time budget "
+                    "(the paper: T=400 addition, hundreds of thousands of steps). Both "
                     "scales train on the paper's fixed set of 100,000 sequences (§5).",
     ),
     Experiment(
         "longer_rnns_vlirnn", "Longer-rnns fig. 2-5: VL-iRNN (10 scopes, §6.3 penalty) vs iRNN",
         "VL-iRNN with SGD learns first but saturates; with momentum (and the growing penalty) "
         "it learns well; iRNN with momentum is best (addition T=400).",
-        _longer_rnns_vlirnn, metric_name="test MSE",
-        differences="small: T=100, at most 20,000 steps within the time budget (the paper: "
-                    "T=400, 1.8 million); at 20,000 steps the §6.3 penalty multiplier is still "
-                    "tiny (2e-6 x 1.001^540 = 3.4e-6). Both scales train on the paper's fixed "
+        _longer_rnns_vlirnn, metric_name="test MSE", small_time_budget_s=0.0,
+        differences="small: T=100, 2,500 steps per run, no time budget (the paper: T=400, "
+                    "1.8 million); the §6.3 penalty multiplier is still tiny there "
+                    "(2e-6 x 1.001^67 = 2.1e-6). Both scales train on the paper's fixed "
                     "set of 100,000 sequences (§5).",
     ),
     Experiment(
         "layerwise_adding", "Layer-wise table 1: random vs layer-wise LSTMs on adding",
         "Layer-wise pretraining lowers the error (|error| > 0.04) for 1-3 layers at T=200.",
         _layerwise_adding,
-        differences="small: T=50, 32 units, at most 6,000 fine-tuning steps of 50 sequences "
-                    "within the time budget, 200 pretraining batches per layer, U[-0.05, 0.05] "
+        small_time_budget_s=0.0,
+        differences="small: T=50, 32 units, 4,000 fine-tuning steps of 50 sequences per run "
+                    "(no time budget), 200 pretraining batches per layer, U[-0.05, 0.05] "
                     "(U[-0.003, 0.003] barely moves in so few steps); the paper: T=200. Both "
                     "scales train on the paper's fixed set of 100,000 sequences (§4.1).",
     ),
@@ -402,7 +410,7 @@ def run_experiment(name, scale="small", output_dir="reproduce", work_dir=None, s
     work_dir = work_dir or os.path.join(out, "runs")
     os.makedirs(out, exist_ok=True)
     if time_budget_s is None:
-        time_budget_s = SMALL_BUDGET_S if scale == "small" else 0.0
+        time_budget_s = experiment.small_time_budget_s if scale == "small" else 0.0
     started = time.monotonic()
     results = []
     for done, (index, run, seed) in enumerate(jobs):
