@@ -265,7 +265,9 @@ def test_registry_build_reports_heldout_bits_per_char(corpus, tmp_path):
         preds.append(np.asarray(built.model(x)))
     fresh = load_corpus(str(path), holdout_chars=200)
     expected = text_evaluation.bits_per_char(built.model, fresh, 30, 10)["bits_per_char"]
-    assert built.error_rate(np.concatenate(ys), np.concatenate(preds)) == pytest.approx(expected, rel=1e-5)
+    (metric,) = built.metrics
+    assert metric.name == "bits_per_char" and metric.direction == "lower"
+    assert metric.compute(np.concatenate(ys), np.concatenate(preds)) == pytest.approx(expected, rel=1e-5)
     x, y, w = next(iter(built.train_dataset))
     assert x.shape == (8, 30) and float(w[0, :10].numpy().sum()) == 0.0
 
