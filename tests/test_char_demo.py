@@ -7,7 +7,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from rnnzoo.cli.demo import char_lm_demo
+from rnnzoo.cli.char_lm_demo import char_lm_demo
 
 
 @pytest.mark.slow
