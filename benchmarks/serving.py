@@ -19,7 +19,6 @@ Every request's status is checked through the server's own request_count metric.
 
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -37,6 +36,8 @@ import requests  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 from output import write_json  # noqa: E402  (benchmarks/output.py)
+
+from rnnzoo.machine import machine_description  # noqa: E402
 from tensorflow_serving.apis import predict_pb2  # noqa: E402
 
 _OUTPUT = flags.DEFINE_string("output", None, "Write the JSON here as well as to stdout.")
@@ -201,7 +202,7 @@ def main(argv):
     seconds, connections = _SECONDS.value, _CONNECTIONS.value
     report = {
         "benchmark": "serving",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__},
+        "machine": machine_description(),
         "load_generators": {"rest": "wrk -t1", "grpc": "h2load (prebuilt gRPC frames)"},
         "seconds_per_configuration": seconds,
         "batching_parameters": open(batching_file).read().strip(),
