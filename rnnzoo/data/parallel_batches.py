@@ -40,11 +40,14 @@ def _teacher_forcing(source, target):
     return source, target_in, target_out
 
 
+def id_rows(ids):
+    """A dataset of the int32 rows `ids` (a list of arrays of different lengths), as dense tensors."""
+    rows = tf.data.Dataset.from_tensor_slices(tf.ragged.constant(ids, dtype=tf.int32, ragged_rank=1))
+    return rows.map(tf.identity)  # slices of a ragged tensor come as ragged specs; padded_batch wants tensors
+
+
 def _ragged_dataset(sources, targets):
-    return tf.data.Dataset.from_tensor_slices((
-        tf.ragged.constant(sources, dtype=tf.int32, ragged_rank=1, inner_shape=()),
-        tf.ragged.constant(targets, dtype=tf.int32, ragged_rank=1, inner_shape=()),
-    )).map(_teacher_forcing)
+    return tf.data.Dataset.zip((id_rows(sources), id_rows(targets))).map(_teacher_forcing)
 
 
 def _as_training_example(source, target_in, target_out):
