@@ -26,6 +26,8 @@ setup(
         "scikit-learn>=1.4,<2",
         "matplotlib>=3.8,<4",
         "tensorboard>=2.21,<2.22",
+        "sentencepiece>=0.2,<0.3",
+        "sacrebleu>=2.4,<3",
     ],
     extras_require={
         "test": ["pytest>=8,<10", "scipy>=1.11,<2"],

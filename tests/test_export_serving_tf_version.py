@@ -34,7 +34,7 @@ LOAD_AND_CALL = textwrap.dedent(
     import numpy as np
     import tensorflow as tf
     import tensorflow_text
-    char_lm_dir, predict_dir, request = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    char_lm_dir, predict_dir, translate_dir, request = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
     char_lm = tf.saved_model.load(char_lm_dir)
     generate = char_lm.signatures["generate"](
         prompt=tf.constant(request["prompt"]), max_length=tf.constant(request["max_length"], tf.int32),
@@ -42,12 +42,19 @@ LOAD_AND_CALL = textwrap.dedent(
     score = char_lm.signatures["score"](text=tf.constant(request["text"]))
     predict = tf.saved_model.load(predict_dir).signatures["serving_default"](
         inputs=tf.constant(np.asarray(request["inputs"], np.float32)))
+    translate = request["translate"]
+    translated = tf.saved_model.load(translate_dir).signatures["translate"](
+        source=tf.constant(translate["source"]), beam_width=tf.constant(translate["beam_width"], tf.int32),
+        length_penalty=tf.constant(translate["length_penalty"], tf.float32),
+        max_length=tf.constant(translate["max_length"], tf.int32))
     print(json.dumps({
         "versions": [tf.__version__, tensorflow_text.__version__],
         "text": [t.decode("utf-8") for t in generate["text"].numpy()],
         "log_prob": score["log_prob"].numpy().tolist(),
         "bits_per_char": score["bits_per_char"].numpy().tolist(),
         "output": predict["output"].numpy().tolist(),
+        "n_best": [[t.decode("utf-8") for t in row] for row in translated["n_best"].numpy()],
+        "scores": translated["scores"].numpy().tolist(),
     }))
     """
 )
@@ -71,7 +78,7 @@ def serving_tf_python():
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    """A char-LM export and a resrnn addition (pathological) export, with their Keras models."""
+    """A char-LM export, a resrnn addition (pathological) export and a seq2seq translation export."""
     root = tmp_path_factory.mktemp("exports")
     corpus_path = root / "tiny.txt"
     corpus_path.write_text("the cat sat on the mat. a dog ran to the log. " * 40, encoding="utf-8")
@@ -80,7 +87,14 @@ def exports(tmp_path_factory):
     run = root / "resrnn"
     train(TrainConfig(model="resrnn", task="addition", seq_len=20, batch_size=32, train_steps=20, eval_every=10,
                       model_dir=str(run), verbose=0), units=16)
-    return char_lm_dir, export_run(str(run), str(root / "addition"))
+    pairs = root / "pairs.tsv"
+    pairs.write_text("\n".join(f"the {c} file {n} is open\tle fichier {c} {n} est ouvert"
+                               for n in ("one", "two", "three") for c in ("red", "blue", "green")), encoding="utf-8")
+    seq2seq = root / "seq2seq"
+    train(TrainConfig(model="seq2seq", batch_size=8, train_steps=20, eval_every=20, model_dir=str(seq2seq),
+                      verbose=0), corpus=str(pairs), vocab_size=30, units=16, embedding_dim=8)
+    return (char_lm_dir, export_run(str(run), str(root / "addition")),
+            export_run(str(seq2seq), str(root / "translation")))
 
 
 def load_and_call(python, exports, request, cwd):
@@ -103,6 +117,8 @@ def test_exports_give_the_same_outputs_under_the_tensorflow_tf_serving_links(ser
         "prompt": ["the cat ", "", "d€g", "a dog "], "max_length": [12, 6, 4, 20],
         "temperature": [0.0, 0.0, 0.8, 1.0], "seed": [1, 2, 3, 4],
         "text": ["the cat sat", "", "ü is unknown"], "inputs": inputs.tolist(),
+        "translate": {"source": ["the red file one is open", "", "the blue file"], "beam_width": [4, 1, 3],
+                      "length_penalty": [0.6, 0.0, 1.0], "max_length": [0, 2, 6]},
     }
     serving = load_and_call(serving_tf_python, exports, request, tmp_path)
     assert [v.rsplit(".", 1)[0] for v in serving["versions"]] == [SERVING_TF, SERVING_TF]
@@ -113,3 +129,5 @@ def test_exports_give_the_same_outputs_under_the_tensorflow_tf_serving_links(ser
     np.testing.assert_allclose(serving["bits_per_char"], ours["bits_per_char"], rtol=1e-5, atol=1e-6)
     assert np.ptp(ours["output"]) > 1e-5
     np.testing.assert_allclose(serving["output"], ours["output"], rtol=1e-5, atol=1e-6)
+    assert serving["n_best"] == ours["n_best"] and any(t for row in ours["n_best"] for t in row)
+    np.testing.assert_allclose(serving["scores"], ours["scores"], rtol=1e-5, atol=1e-5)

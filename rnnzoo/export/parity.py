@@ -31,23 +31,27 @@ PYTHON_OPS = frozenset({"EagerPyFunc", "PyFunc", "PyFuncStateless"})
 SERVING_TEXT_OPS = frozenset({
     "CaseFoldUTF8",
     "ConstrainedSequence",
+    "FastWordpieceTokenizeWithOffsets",
     "MaxSpanningTree",
     "NormalizeUTF8",
     "RegexSplitWithOffsets",
     "SentenceFragments",
     "SentencepieceDetokenizeOp",
-    "SentencepieceGetPieceSizeOp",
     "SentencepieceIdToStringOp",
     "SentencepieceOp",
     "SentencepieceStringToIdOp",
     "SentencepieceTokenizeOp",
     "SentencepieceTokenizeWithOffsetsOp",
+    "SentencepieceVocabSizeOp",
     "SplitMergeTokenizeWithOffsets",
+    "TFText>FastSentencepieceDetokenize",
+    "TFText>FastSentencepieceTokenize",
+    "TFText>FastWordpieceDetokenize",
     "UnicodeScriptTokenizeWithOffsets",
     "WhitespaceTokenizeWithOffsets",
     "WordpieceTokenizeWithOffsets",
 })
-"""tf-text ops present in every tensorflow-text release since 2.3, which TF Serving links."""
+"""tf-text ops TF Serving links (HEAD links tensorflow-text 2.20's op library), under their registered names."""
 
 _BOUNDARY_DTYPES = {types_pb2.DT_HALF: "float16", types_pb2.DT_BFLOAT16: "bfloat16"}
 _TRACKED_KINDS = ("variable", "constant", "resource", "asset", "captured_tensor")

@@ -10,7 +10,7 @@ import inspect
 import json
 import os
 
-from rnnzoo.export import char_lm, predict
+from rnnzoo.export import char_lm, predict, translation
 from rnnzoo.zoo import registry
 from rnnzoo.zoo.checkpoint import STATE_FILE
 
@@ -19,6 +19,7 @@ EXPORTERS = {
     "sequence_classifier": predict.export_run,
     "autoencoder": predict.export_run,
     "char_lm": char_lm.export_model_dir,
+    "seq2seq": translation.export_model_dir,
 }
 """{family name: exporter}; a new family adds its `rnnzoo/export/<family>.py` exporter here."""
 

@@ -8,6 +8,7 @@ arguments (`return_sequences`, `return_state`, `go_backwards`, `stateful`,
 - `TensorRNN` / `TensorRNNCell`: bilinear tensor RNN, full or CP rank (thesis eq. 5.3).
 - `ResRNN` / `ResRNNCell`: residual RNN (longer-rnns §3).
 - `ScopedRNN` / `ScopedRNNCell`: VL-iRNN with untied time scopes (longer-rnns §2).
+- `ReversePadded`: reverses each masked sequence's real steps (seq2seq source reversal).
 
 `forward_mode_recurrence()` makes non-unrolled layers differentiable by
 `tf.autodiff.ForwardAccumulator`.
@@ -21,6 +22,7 @@ from rnnzoo.layers.recurrence import (
     state_carrying_rnn,
 )
 from rnnzoo.layers.res_rnn import ResRNN, ResRNNCell
+from rnnzoo.layers.reverse_padded import ReversePadded
 from rnnzoo.layers.scoped_rnn import ScopedRNN, ScopedRNNCell, paper_penalty_schedule
 from rnnzoo.layers.tensor_rnn import TensorRNN, TensorRNNCell
 
@@ -29,6 +31,7 @@ __all__ = [
     "MRNNCell",
     "ResRNN",
     "ResRNNCell",
+    "ReversePadded",
     "ScopedRNN",
     "ScopedRNNCell",
     "TensorRNN",

@@ -4,8 +4,9 @@ Families (`rnnzoo.zoo.registry`): `pathological` (rnn, irnn, resrnn, vlirnn,
 mrnn, lstm on the thesis §4.4 / longer-rnns §5 problems),
 `sequence_classifier` (stacked LSTMs with greedy layer-wise autoencoder
 pretraining, layer-wise paper §3.5), `autoencoder` (deep autoencoder of
-thesis §7.3 on the 8x8 digits) and `char_lm` (character language models of
-thesis ch. 5).
+thesis §7.3 on the 8x8 digits), `char_lm` (character language models of
+thesis ch. 5) and `seq2seq` (translation with reversed source and beam search,
+rnn-critical-review §5.3).
 
 Adding a family is one file, `rnnzoo/zoo/<family>.py`, listed in
 `registry.FAMILY_MODULES`:

@@ -26,6 +26,7 @@ FAMILY_MODULES = (
     "rnnzoo.zoo.sequence_classifier",
     "rnnzoo.zoo.autoencoder",
     "rnnzoo.zoo.char_lm",
+    "rnnzoo.zoo.translation",
 )
 """Modules imported by `load_families()`; a missing optional one is skipped."""
 

@@ -1,0 +1,346 @@
+"""Sequence-to-sequence translation (rnn-critical-review §5.3; layer-wise §4.4, fig. 2).
+
+`seq2seq` (`rnnzoo-train --model=seq2seq --corpus=gettext:fr`): Sutskever et al. (2014)'s
+deep recurrent encoder-decoder on SentencePiece pieces:
+
+- the encoder embeds the source pieces, reverses them (`ReversePadded`, on by default:
+  `--reverse_source`) and runs `layers` stacked recurrent layers; each layer's final state
+  starts the decoder layer of the same depth;
+- the decoder reads BOS then the reference target (teacher forcing) and predicts the next
+  piece with a softmax layer; padding is masked out of the loss and every metric;
+- `--cell` picks the recurrent cell of both stacks: `lstm` (the paper's), `gru`, `rnn`
+  (tanh), or rnnzoo's `mrnn` and `resrnn`;
+- training maximises the log-likelihood of the reference translations through the shared
+  loop (Adam or NAG, gradients clipped at norm 5 as layer-wise §4.4 does);
+- evaluation decodes the test split with `rnnzoo.decoding.Translator` (greedy and beam search,
+  §5.3) and scores it with sacrebleu's corpus BLEU and chrF (§5.2: higher is better), beside the
+  per-piece test loss and perplexity (lower is better);
+- `--pretrain_steps` > 0 (cell `lstm`): greedy layer-wise LSTM-autoencoder pretraining of the
+  encoder and decoder stacks (`rnnzoo.zoo.layerwise_pretraining`, layer-wise §3.5, fig. 2) on the
+  embedded source and target sentences before supervised training.
+
+The run directory keeps `sentencepiece.model` (trained on the training split, reused on
+resume) and `seq2seq.json`, which `rnnzoo-export` needs beside `model.keras`.
+"""
+
+import dataclasses
+import json
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rnnzoo.data.parallel_batches import encode_pairs, pair_batches
+from rnnzoo.data.parallel_corpus import load_parallel_corpus
+from rnnzoo.data.subword_tokenizer import PAD_ID, SubwordTokenizer, train_sentencepiece
+from rnnzoo.decoding.translator import Translator
+from rnnzoo.layers import MRNN, ResRNN, ReversePadded
+from rnnzoo.model import Model
+from rnnzoo.zoo import evaluation, registry
+from rnnzoo.zoo.translation_scores import score_translations
+
+MODELS = ("seq2seq",)
+TOKENIZER_FILE = "sentencepiece.model"
+CONFIG_FILE = "seq2seq.json"
+EVAL_BATCH = 64
+
+
+def _rnn(cell, units, name):
+    common = {"return_sequences": True, "return_state": True, "name": name}
+    layers = {
+        "lstm": lambda: keras.layers.LSTM(units, **common),
+        "gru": lambda: keras.layers.GRU(units, **common),
+        "rnn": lambda: keras.layers.SimpleRNN(units, **common),
+        "mrnn": lambda: MRNN(units, factors=units, **common),
+        "resrnn": lambda: ResRNN(units, **common),
+    }
+    if cell not in layers:
+        raise ValueError(f"Unknown cell {cell!r} (--cell); choose one of: {', '.join(layers)}.")
+    return layers[cell]()
+
+
+CELLS = ("lstm", "gru", "rnn", "mrnn", "resrnn")
+
+
+@dataclasses.dataclass
+class Seq2SeqConfig:
+    """Corpus, model and evaluation settings of the `seq2seq` family.
+
+    Attributes:
+        corpus: `gettext:LANG` (English -> LANG from the system's catalogs), a TSV file, two
+            aligned files `source,target`, or `tfds:NAME` (`rnnzoo.data.parallel_corpus`).
+        data_dir: TFDS data directory for `tfds:` corpora.
+        vocab_size: SentencePiece pieces (shared by source and target).
+        max_tokens: pairs with more pieces on either side are left out of training.
+        cell: recurrent cell of encoder and decoder (`lstm`, `gru`, `rnn`, `mrnn`, `resrnn`).
+        layers: depth of each stack.
+        units: width of every recurrent layer.
+        embedding_dim: width of the source and target piece embeddings.
+        dropout: dropout between stacked layers (training only).
+        reverse_source: the encoder reads the source reversed (Sutskever et al. 2014).
+        pretrain_steps: batches of layer-wise autoencoder pretraining per layer (0: none).
+        eval_beam_width, eval_length_penalty: the beam search the `bleu` metric decodes with
+            (`bleu_greedy` decodes with width 1).
+        eval_sentences: test sentences decoded per evaluation (0: the whole test split).
+        max_beam_width, max_decode_length: largest beam width and target length the exported
+            `translate` accepts.
+    """
+
+    corpus: str = "gettext:fr"
+    data_dir: str = ""
+    vocab_size: int = 4000
+    max_tokens: int = 48
+    cell: str = "lstm"
+    layers: int = 2
+    units: int = 256
+    embedding_dim: int = 256
+    dropout: float = 0.0
+    reverse_source: bool = True
+    pretrain_steps: int = 0
+    eval_beam_width: int = 4
+    eval_length_penalty: float = 0.6
+    eval_sentences: int = 0
+    max_beam_width: int = 16
+    max_decode_length: int = 128
+
+
+def check_config(config):
+    """Raises a ValueError naming the first invalid field."""
+    if config.cell not in CELLS:
+        raise ValueError(f"Unknown cell {config.cell!r} (--cell); choose one of: {', '.join(CELLS)}.")
+    for name in ("vocab_size", "max_tokens", "layers", "units", "embedding_dim", "eval_beam_width",
+                 "max_beam_width", "max_decode_length"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r} (--{name}).")
+    if not 0 <= config.dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {config.dropout!r} (--dropout).")
+    if config.eval_beam_width > config.max_beam_width:
+        raise ValueError(f"eval_beam_width={config.eval_beam_width} exceeds max_beam_width="
+                         f"{config.max_beam_width}; raise --max_beam_width.")
+    if config.pretrain_steps and config.cell != "lstm":
+        raise ValueError(f"layer-wise pretraining (--pretrain_steps={config.pretrain_steps}) trains LSTM "
+                         f"autoencoders; use --cell=lstm or --pretrain_steps=0 (got --cell={config.cell}).")
+
+
+def build_encoder(vocab_size, config):
+    """Source ids int32[b, s] (0-padded) -> each layer's final state, flattened, as a Keras model."""
+    source = keras.Input((None,), dtype="int32", name="source")
+    x = keras.layers.Embedding(vocab_size, config.embedding_dim, mask_zero=True, name="source_embedding")(source)
+    if config.reverse_source:
+        x = ReversePadded(name="reverse_source")(x)
+    states = []
+    for index in range(config.layers):
+        if index and config.dropout:
+            x = keras.layers.Dropout(config.dropout, name=f"encoder_dropout_{index}")(x)
+        outputs = _rnn(config.cell, config.units, f"source_rnn_{index + 1}")(x)
+        x, layer_states = outputs[0], list(outputs[1:])
+        states += layer_states
+    return keras.Model(source, states, name="encoder")
+
+
+def build_model(vocab_size, config, seed=None):
+    """The training model: `[source, target_in]` int32 ids -> next-piece logits float32[b, t, vocab]."""
+    check_config(config)
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    source = keras.Input((None,), dtype="int32", name="source")
+    target_in = keras.Input((None,), dtype="int32", name="target_in")
+    encoder = build_encoder(vocab_size, config)
+    states = encoder(source)
+    per_layer = len(states) // config.layers
+    x = keras.layers.Embedding(vocab_size, config.embedding_dim, mask_zero=True, name="target_embedding")(target_in)
+    for index in range(config.layers):
+        if index and config.dropout:
+            x = keras.layers.Dropout(config.dropout, name=f"decoder_dropout_{index}")(x)
+        initial = states[index * per_layer:(index + 1) * per_layer]
+        x = _rnn(config.cell, config.units, f"target_rnn_{index + 1}")(x, initial_state=initial)[0]
+    logits = keras.layers.Dense(vocab_size, name="logits")(x)
+    return Model([source, target_in], logits, name="seq2seq")
+
+
+def loss():
+    """Softmax cross-entropy per target piece; padding has weight 0 (the batches' sample weights)."""
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+# ------------------------------------------------------------------ run files
+
+
+def save_run_files(model_dir, tokenizer, config):
+    os.makedirs(model_dir, exist_ok=True)
+    with open(os.path.join(model_dir, TOKENIZER_FILE), "wb") as f:
+        f.write(tokenizer.model_proto)
+    with open(os.path.join(model_dir, CONFIG_FILE), "w") as f:
+        json.dump({"model": "seq2seq", **dataclasses.asdict(config)}, f, indent=2)
+
+
+def load_tokenizer(model_dir):
+    """The run's `SubwordTokenizer`, or `None` when it has none yet."""
+    path = os.path.join(model_dir, TOKENIZER_FILE) if model_dir else ""
+    if not path or not os.path.exists(path):
+        return None
+    with open(path, "rb") as f:
+        return SubwordTokenizer(f.read())
+
+
+def load_trained(model_dir):
+    """`(keras model, SubwordTokenizer, Seq2SeqConfig)` of the run in `model_dir`."""
+    needed = ("model.keras", TOKENIZER_FILE, CONFIG_FILE)
+    missing = [name for name in needed if not os.path.exists(os.path.join(model_dir, name))]
+    if missing:
+        raise ValueError(f"{model_dir!r} is not a trained seq2seq run: {', '.join(missing)} missing. Train one "
+                         "with `rnnzoo-train --model=seq2seq --model_dir=DIR`.")
+    model = keras.saving.load_model(os.path.join(model_dir, "model.keras"), compile=False)
+    with open(os.path.join(model_dir, CONFIG_FILE)) as f:
+        run = json.load(f)
+    fields = {f.name for f in dataclasses.fields(Seq2SeqConfig)}
+    return model, load_tokenizer(model_dir), Seq2SeqConfig(**{k: v for k, v in run.items() if k in fields})
+
+
+def make_translator(model, tokenizer, config):
+    return Translator(model, tokenizer, max_beam_width=config.max_beam_width,
+                      max_decode_length=config.max_decode_length)
+
+
+# ------------------------------------------------------------------ evaluation
+
+
+def translate_all(translator, sources, beam_width, length_penalty, batch_size=EVAL_BATCH):
+    """The best translation of every source sentence (list of str)."""
+    translate = _compiled_translate(translator)
+    results = []
+    for start in range(0, len(sources), batch_size):
+        chunk = sources[start:start + batch_size]
+        n = len(chunk)
+        out = translate(tf.constant(chunk), tf.fill([n], beam_width), tf.fill([n], float(length_penalty)),
+                        tf.zeros([n], tf.int32))
+        results += [t.decode("utf-8") for t in out["translation"].numpy()]
+    return results
+
+
+def _compiled_translate(translator):
+    if not hasattr(translator, "_evaluation_translate"):
+        translator._evaluation_translate = tf.function(translator.translate, input_signature=[
+            tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.int32)])
+    return translator._evaluation_translate
+
+
+def token_loss(model, batches):
+    """Mean negative log-likelihood (nats) per target piece, EOS included, padding excluded."""
+    total, count = 0.0, 0.0
+    for x, y, weight in batches:
+        logits = model(x, training=False)
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.cast(logits, tf.float32))
+        total += float(tf.reduce_sum(nll * weight))
+        count += float(tf.reduce_sum(weight))
+    return total / max(count, 1.0)
+
+
+def make_evaluate(tokenizer, config, test_pairs, test_batches):
+    """`evaluate(model)`: test loss, perplexity, BLEU (beam and greedy) and chrF of the test pairs."""
+    translators = {}
+    sentences = test_pairs[: config.eval_sentences or None]
+    sources, references = [s for s, _ in sentences], [t for _, t in sentences]
+
+    def evaluate(model):
+        if id(model) not in translators:  # a resumed run evaluates the model it loaded
+            translators.clear()
+            translators[id(model)] = make_translator(model, tokenizer, config)
+        translator = translators[id(model)]
+        nll = token_loss(model, test_batches)
+        beam = translate_all(translator, sources, config.eval_beam_width, config.eval_length_penalty)
+        greedy = translate_all(translator, sources, 1, 0.0)
+        scores = score_translations(beam, references)
+        return {"test_loss": nll, "token_perplexity": math.exp(min(nll, 700.0)), "bleu": scores["bleu"],
+                "bleu_greedy": score_translations(greedy, references)["bleu"], "chrf": scores["chrf"]}
+
+    return evaluate
+
+
+METRICS = (
+    evaluation.Metric("bleu", None, evaluation.HIGHER,
+                      "sacrebleu corpus BLEU of the beam-search translations of the test split "
+                      "(rnn-critical-review §5.2)"),
+    evaluation.Metric("bleu_greedy", None, evaluation.HIGHER, "corpus BLEU of greedy translations (beam width 1)"),
+    evaluation.Metric("chrf", None, evaluation.HIGHER, "sacrebleu chrF of the beam-search translations"),
+    evaluation.Metric("token_perplexity", None, evaluation.LOWER,
+                      "exp(test loss): perplexity per target piece under teacher forcing"),
+)
+
+
+# ------------------------------------------------------------------ registry
+
+
+def build(model_name, config, train_config):
+    """`registry.Built` for `rnnzoo-train --model=seq2seq` (see the module docstring)."""
+    check_config(config)
+    corpus = load_parallel_corpus(config.corpus, data_dir=config.data_dir or None)
+    tokenizer = load_tokenizer(train_config.model_dir)  # a resumed run keeps its pieces
+    if tokenizer is None:
+        tokenizer = SubwordTokenizer(train_sentencepiece([text for pair in corpus.train for text in pair],
+                                                         config.vocab_size))
+    if train_config.model_dir:
+        save_run_files(train_config.model_dir, tokenizer, config)
+    train_sources, train_targets = encode_pairs(corpus.train, tokenizer, config.max_tokens)
+    test_sources, test_targets = encode_pairs(corpus.test, tokenizer)
+    test_batches = pair_batches(test_sources, test_targets, EVAL_BATCH, repeat=False)
+    model = build_model(tokenizer.vocab_size, config, seed=train_config.seed)
+    pretrain = None
+    if config.pretrain_steps:
+        from rnnzoo.zoo.translation_pretraining import make_pretrain
+
+        pretrain = make_pretrain(train_sources, train_targets, config)
+    sizes = corpus.sizes()
+    return registry.Built(
+        model=model,
+        loss=loss(),
+        train_dataset=pair_batches(train_sources, train_targets, train_config.batch_size, seed=train_config.seed),
+        test_dataset=None,
+        metrics=METRICS,
+        evaluate=make_evaluate(tokenizer, config, corpus.test, test_batches),
+        pretrain=pretrain,
+        description=(
+            f"seq2seq ({config.layers} x {config.units} {config.cell}, "
+            f"{'reversed' if config.reverse_source else 'forward'} source) on {config.corpus}: "
+            f"{len(train_sources):,} training pairs of <= {config.max_tokens} pieces "
+            f"({sizes['train']:,} read), {sizes['test']:,} test pairs, {tokenizer.vocab_size} pieces"
+        ),
+    )
+
+
+def evaluate_model_dir(model_dir):
+    """What `rnnzoo-evaluate` adds for a seq2seq run: sacrebleu's BLEU and chrF signatures and the
+    first test sentences translated (beam and greedy)."""
+    model, tokenizer, config = load_trained(model_dir)
+    corpus = load_parallel_corpus(config.corpus, data_dir=config.data_dir or None)
+    sources = [s for s, _ in corpus.test[:5]]
+    translator = make_translator(model, tokenizer, config)
+    beam = translate_all(translator, sources, config.eval_beam_width, config.eval_length_penalty)
+    greedy = translate_all(translator, sources, 1, 0.0)
+    scores = score_translations(beam, [t for _, t in corpus.test[:5]])
+    return {
+        "bleu_signature": scores["bleu_signature"],
+        "chrf_signature": scores["chrf_signature"],
+        "decoding": {"beam_width": config.eval_beam_width, "length_penalty": config.eval_length_penalty},
+        "examples": [{"source": s, "reference": t, "beam": b, "greedy": g}
+                     for (s, t), b, g in zip(corpus.test[:5], beam, greedy)],
+    }
+
+
+FAMILY = registry.register(
+    registry.Family(
+        name="seq2seq",
+        models=MODELS,
+        config_class=Seq2SeqConfig,
+        build=build,
+        evaluate=evaluate_model_dir,
+        tasks=(),
+        default_task=None,
+        recipes={"seq2seq": {"clip_norm": 5.0}},
+    )
+)
+"""The translation family; `recipes`: gradients clipped at norm 5 (layer-wise §4.4)."""
