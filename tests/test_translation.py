@@ -175,3 +175,35 @@ def test_served_by_rnnzoo_serve_through_the_client(trained, exported):
                 client.translate("seq2seq", ["the red file"], beam_width=0)
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_layerwise_pretraining_trains_every_lstm_of_both_stacks(run, tmp_path):
+    root, _, _ = run
+    config = dict(corpus=str(root / "pairs.tsv"), vocab_size=40, units=16, embedding_dim=8)
+    runs = {}
+    for steps in (0, 6):  # the same initialisation and supervised step, with and without pretraining
+        metrics = train(TrainConfig(model="seq2seq", batch_size=8, train_steps=1, eval_every=1,
+                                    model_dir=str(tmp_path / str(steps)), verbose=0), pretrain_steps=steps, **config)
+        runs[steps] = translation.load_trained(str(tmp_path / str(steps)))[0], metrics
+    stats = runs[6][1]["pretraining"]
+    assert "pretraining" not in runs[0][1]
+    assert [s["layer"] for s in stats["encoder"]] == [1, 2] and [s["layer"] for s in stats["decoder"]] == [1, 2]
+    assert all(s["steps"] == 6 and np.isfinite(s["last_loss"]) for s in stats["encoder"] + stats["decoder"])
+    for name in ("source_rnn_1", "source_rnn_2", "target_rnn_1", "target_rnn_2"):
+        kernels = [(m.get_layer("encoder") if name.startswith("source") else m).get_layer(name).get_weights()[0]
+                   for m, _ in runs.values()]
+        assert kernels[0].shape == kernels[1].shape and not np.allclose(kernels[0], kernels[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell", ["gru", "resrnn"])
+def test_other_cells_train_and_translate(run, tmp_path, cell):
+    root, _, _ = run
+    model_dir = tmp_path / cell
+    train(TrainConfig(model="seq2seq", batch_size=8, train_steps=4, eval_every=4, model_dir=str(model_dir),
+                      verbose=0), corpus=str(root / "pairs.tsv"), vocab_size=40, units=12, embedding_dim=8, cell=cell)
+    model, tokenizer, config = translation.load_trained(str(model_dir))
+    out = translation.make_translator(model, tokenizer, config).translate(
+        tf.constant(["the red file one is open"]), tf.constant([2]), tf.constant([0.6]), tf.constant([4]))
+    assert out["n_best"].shape == (1, 2) and np.isfinite(out["scores"].numpy()[0, 0])
