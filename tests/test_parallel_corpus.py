@@ -1,5 +1,7 @@
 """Parallel corpora: readers, hash splits without leaks, subword tokenisation, bucketed batches."""
 
+import glob
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -54,6 +56,11 @@ def test_splits_are_deterministic_disjoint_and_deduplicated():
     assert sorted(shuffled.test) == sorted(corpus.test)  # the split depends on the source alone
 
 
+FRENCH_CATALOGS = glob.glob("/usr/share/locale/fr/LC_MESSAGES/*.mo")
+
+
+@pytest.mark.skipif(len(FRENCH_CATALOGS) < 20, reason="this machine has (almost) no French gettext "
+                    "catalogs under /usr/share/locale/fr/LC_MESSAGES")
 def test_gettext_french_gives_thousands_of_clean_pairs_without_test_leaks():
     corpus = load_parallel_corpus("gettext:fr")
     sizes = corpus.sizes()
