@@ -221,7 +221,7 @@ class _Run:
         self.extra = state.get("extra", {})
         self.start = start
         self.last_train_loss = None
-        self.diverged = None
+        self.diverged = False
         self.metrics = None
         self.writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "tensorboard"))
 
@@ -254,7 +254,7 @@ class _Run:
 
     def diverge(self, what):
         """Records a divergence at the current step; the last good checkpoint is left as it is."""
-        self.diverged = {"step": self.step, "what": what, "last_good_step": self.good_step}
+        self.diverged = True
         self.metrics = {
             "step": self.step,
             "wall_time_s": round(self.wall_time(), 3),
@@ -272,10 +272,10 @@ class _Run:
 
     def finish_round(self):
         """Evaluates, writes summaries, metrics and a checkpoint; True to stop early."""
-        result = evaluation.evaluate(self.model, self.built)
-        if not _all_finite(self.model.weights):
+        if not _all_finite(self.model.weights):  # nothing to evaluate or keep
             self.diverge("non-finite weights")
             return True
+        result = evaluation.evaluate(self.model, self.built)
         if self.built.test_dataset is not None and result["test_loss"] is None:
             self.diverge("non-finite test loss")
             return True
