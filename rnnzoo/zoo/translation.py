@@ -29,12 +29,11 @@ import math
 import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from rnnzoo.data.parallel_batches import encode_pairs, pair_batches
 from rnnzoo.data.parallel_corpus import load_parallel_corpus
-from rnnzoo.data.subword_tokenizer import PAD_ID, SubwordTokenizer, train_sentencepiece
+from rnnzoo.data.subword_tokenizer import SubwordTokenizer, train_sentencepiece
 from rnnzoo.decoding.translator import Translator
 from rnnzoo.layers import MRNN, ResRNN, ReversePadded
 from rnnzoo.model import Model
