@@ -264,6 +264,28 @@ def test_hf_step_compiles_with_xla_and_takes_the_same_steps(float64):
     assert histories[True]["loss"][-1] < histories[True]["loss"][0]
 
 
+def test_hf_takes_a_final_sigmoid_with_binary_crossentropy_as_keras_users_write_it(float64):
+    """The step equals the one on the logits with BinaryCrossentropy(from_logits=True)."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(64, 3))
+    y = (x @ np.array([1.0, -2.0, 0.5]) + 0.3 * rng.normal(size=64) > 0).astype("float64")[:, None]
+    inputs = keras.Input((3,))
+    probabilities = rnnzoo.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
+    logits = _linear_model()
+    logits.set_weights(probabilities.get_weights())
+    histories = {}
+    for model, loss in ((probabilities, "binary_crossentropy"),
+                        (logits, keras.losses.BinaryCrossentropy(from_logits=True))):
+        model.compile(optimizer=HessianFree(damping=0.1, max_cg_iterations=10), loss=loss,
+                      metrics=["binary_accuracy"] if model is probabilities else [])
+        histories[model.name] = model.fit(x, y, batch_size=64, epochs=3, verbose=0).history
+    np.testing.assert_allclose(_weights(probabilities), _weights(logits), rtol=1e-9)
+    history = histories[probabilities.name]
+    np.testing.assert_allclose(history["loss"], histories[logits.name]["loss"], rtol=1e-9)
+    assert history["loss"][-1] < 0.6 * history["loss"][0]
+    assert "binary_accuracy" in history  # metrics see the probabilities
+
+
 def test_hf_step_is_traced_once_per_run_also_for_batches_of_varying_length():
     traces = []
 

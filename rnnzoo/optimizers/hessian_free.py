@@ -7,7 +7,7 @@ import tensorflow as tf
 from keras import tree
 
 from rnnzoo.optimizers.conjugate_gradient import conjugate_gradient
-from rnnzoo.optimizers.gauss_newton import damped_gauss_newton_product, trainable_variables
+from rnnzoo.optimizers.gauss_newton import gauss_newton_operator, trainable_variables
 from rnnzoo.optimizers.matching_losses import matching_loss
 
 
@@ -54,8 +54,12 @@ class HessianFree(keras.optimizers.Optimizer):
 
     The model is evaluated in inference mode (`training=False`) throughout,
     so dropout and other training-only behaviour are off. The Gauss-Newton
-    products need a matching loss on linear outputs
-    (`rnnzoo.optimizers.matching_losses`). Recurrent layers are unrolled
+    products need a matching loss (`rnnzoo.optimizers.matching_losses`): mse
+    on linear outputs, or a cross-entropy on logits or after a final Keras
+    sigmoid/softmax, whose logits it recovers as Keras does. The loss, the
+    curvature and CG run in the dtype of the model's variables. Each
+    iteration runs the forward pass on the curvature batch once
+    (`gauss_newton_operator`); every CG step reuses its states. Recurrent layers are unrolled
     while the step is traced when the sequence length is static (rnnzoo
     layers also work without it); the whole step is one graph, traced once
     per `fit`.
@@ -163,10 +167,11 @@ class HessianFree(keras.optimizers.Optimizer):
 
         def objective(x, y, sample_weight):
             y_pred = model(x, training=False)
-            value = loss(y, y_pred, sample_weight=sample_weight)
+            outputs = tf.cast(loss.linear_outputs(y_pred), dtype)
+            value = loss.value(y, outputs, sample_weight=sample_weight)
             if model.losses:
-                value = value + tf.add_n(model.losses)
-            return tf.cast(value, dtype), y_pred
+                value = value + tf.cast(tf.add_n(model.losses), dtype)
+            return value, y_pred
 
         def loss_at(delta):
             """The batch loss at theta + delta (leaves the weights there); NaN/Inf -> +inf."""
@@ -193,12 +198,12 @@ class HessianFree(keras.optimizers.Optimizer):
         damping = tf.identity(self.damping.value)
         structural = damping * self.structural_damping if self.structural_damping else 0.0
 
+        product = gauss_newton_operator(
+            model, loss, x_c, structural, y=y_c, sample_weight=weight_c
+        )
+
         def apply_curvature(vector):
-            products, _ = damped_gauss_newton_product(
-                model, loss, x_c, _unflatten(vector, variables), y_c, weight_c,
-                structural_damping=structural,
-            )
-            return _flatten(products) + damping * vector
+            return _flatten(product(_unflatten(vector, variables))) + damping * vector
 
         start = tf.where(finite, self.cg_decay * self.previous_update, 0)
         iterates, values, saved, cg_steps = conjugate_gradient(
