@@ -149,7 +149,7 @@ def test_fig_4_1_medium_runs_and_reports_within_a_tiny_budget(tmp_path, monkeypa
         return [
             dataclasses.replace(
                 run, options={"units": 4},
-                config=dataclasses.replace(run.config, seq_len=8, batch_size=40,
+                config=dataclasses.replace(run.config, seq_len=10, batch_size=40,
                                            hf_max_cg_iterations=5, train_steps=2, eval_every=2,
                                            test_size=50),
             )
