@@ -149,3 +149,36 @@ def test_family_default_tasks(parse_flags, tmp_path):
         parse_flags(f"--model={model}", f"--model_dir={tmp_path}")
         assert train_cli.config_from_flags()[0].task == task
         train_cli.FLAGS.unparse_flags()
+
+
+_TINY_RNN = ["--model=rnn", "--task=addition", "--seq_len=6", "--batch_size=32",
+             "--train_steps=2", "--eval_every=2", "--test_size=50", "--units=4", "--verbose=0",
+             "--noearly_stop"]
+
+
+def _train_tiny(parse_flags, capsys, model_dir, *flags):
+    train_cli.main(parse_flags(*_TINY_RNN, *flags, f"--model_dir={model_dir}"))
+    train_cli.FLAGS.unparse_flags()
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["step"] == 2 and not metrics["diverged"]
+
+
+def test_mixed_precision_builds_mixed_float16_models_but_hf_keeps_float32(tmp_path, parse_flags,
+                                                                          capsys):
+    from rnnzoo.zoo.checkpoint import Checkpointer
+
+    for optimizer, policy in (("adam", "mixed_float16"), ("hf", "float32")):
+        model_dir = str(tmp_path / optimizer)
+        _train_tiny(parse_flags, capsys, model_dir, f"--optimizer={optimizer}",
+                    "--hf_max_cg_iterations=5", "--mixed_precision")
+        model = Checkpointer(model_dir).load_model()
+        policies = {layer.dtype_policy.name for layer in model.layers if layer.weights}
+        assert policies == {policy}, optimizer
+        assert all(w.dtype == "float32" for w in model.trainable_weights)
+
+
+@pytest.mark.slow
+def test_hf_trains_with_jit_compile(tmp_path, parse_flags, capsys):
+    """--jit_compile compiles the whole Hessian-free step with XLA (on CPU here)."""
+    _train_tiny(parse_flags, capsys, str(tmp_path / "hf"), "--optimizer=hf",
+                "--hf_max_cg_iterations=5", "--jit_compile")

@@ -7,7 +7,7 @@ import tensorflow as tf
 import keras
 
 from rnnzoo.layers import MRNN, ResRNN, ScopedRNN, TensorRNN
-from rnnzoo.optimizers import gauss_newton_product
+from rnnzoo.optimizers import gauss_newton_operator, gauss_newton_product
 
 BATCH, TIME, FEATURES, OUTPUTS = 2, 3, 2, 2
 
@@ -235,7 +235,7 @@ def test_cudnn_layer_gets_a_clear_error():
     [
         ("mean_sqared_error", "Unknown loss name"),
         ("binary_crossentropy", "from_logits=True"),
-        (keras.losses.SparseCategoricalCrossentropy(), "from_logits=True"),
+        (keras.losses.SparseCategoricalCrossentropy(), "not a Keras softmax.*from_logits=True"),
         ("mae", "no matching-loss"),
     ],
 )
@@ -282,3 +282,160 @@ def test_masked_pre_padding_leaves_outputs_and_products_unchanged(layer):
         got = gauss_newton_product(masked, "mse", padded, vector, structural_damping=damping)
         want = gauss_newton_product(plain, "mse", x, vector, structural_damping=damping)
         np.testing.assert_allclose(_flat(got), _flat(want), rtol=1e-9, atol=1e-12)
+
+
+@keras.saving.register_keras_serializable(package="rnnzoo_tests")
+class CountingIdentity(keras.layers.Layer):
+    """Passes its input through and counts the times it runs."""
+
+    def build(self, input_shape):
+        self.calls = self.add_weight(shape=(), initializer="zeros", dtype="int64",
+                                     trainable=False, name="calls")
+
+    def call(self, x):
+        self.calls.assign_add(1)
+        return tf.identity(x)
+
+
+@pytest.mark.parametrize("structural_damping", [0.0, 0.4])
+def test_gauss_newton_operator_runs_the_forward_pass_once_for_all_products(structural_damping):
+    """Thesis §4.2.2: forward states computed once; each product reuses them."""
+    inputs = keras.Input((TIME, FEATURES))
+    counter = CountingIdentity()
+    hidden = ScopedRNN(3, num_scopes=2, scope_length=2, penalty=0.5, activation="tanh",
+                       return_sequences=True)(counter(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(OUTPUTS)(hidden))
+    x = _inputs(seed=11)
+    vectors = [_random_vectors(model, seed) for seed in range(3)]
+
+    @tf.function
+    def products(x, vectors):
+        product = gauss_newton_operator(model, "mse", x, structural_damping)
+        return [product(v) for v in vectors]
+
+    got = products(tf.constant(x), vectors)
+    assert int(counter.calls.numpy()) == 1
+    for vector, product in zip(vectors, got):
+        want = gauss_newton_product(model, "mse", x, vector, structural_damping=structural_damping)
+        np.testing.assert_allclose(_flat(product), _flat(want), rtol=1e-10)
+    if structural_damping == 0:
+        np.testing.assert_allclose(
+            _flat(got[0]), _explicit_product(model, "mse", x, vectors[0]), rtol=1e-9
+        )
+
+
+@pytest.mark.parametrize("loss_name", ["mse", "bce"])
+def test_products_of_a_float64_model_are_computed_in_float64_under_float32_floatx(loss_name):
+    """The output Hessian runs in the variables' dtype, not in keras.config.floatx()."""
+    keras.config.set_floatx("float32")
+    keras.config.set_dtype_policy("float32")
+    inputs = keras.Input((TIME, FEATURES), dtype="float64")
+    hidden = keras.layers.SimpleRNN(3, return_sequences=True, dtype="float64")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(OUTPUTS, dtype="float64")(hidden))
+    assert model.trainable_variables[0].dtype == "float64"
+    x = _inputs(seed=12)
+    vector = _random_vectors(model, seed=13)
+    got = gauss_newton_product(model, LOSSES[loss_name](), x, vector)
+    assert all(g.dtype == tf.float64 for g in got)
+    np.testing.assert_allclose(
+        _flat(got), _explicit_product(model, loss_name, x, vector), rtol=1e-11, atol=1e-14
+    )
+
+
+STRUCTURAL_CELLS = {  # layer, and `e` of h = e(x), x the hidden units' input (eq. 4.7)
+    "SimpleRNN_tanh": (lambda: keras.layers.SimpleRNN(3, return_sequences=True), "tanh"),
+    "SimpleRNN_sigmoid": (
+        lambda: keras.layers.SimpleRNN(3, activation="sigmoid", return_sequences=True), "sigmoid"
+    ),
+    "SimpleRNN_relu": (
+        lambda: keras.layers.SimpleRNN(3, activation="relu", return_sequences=True), "identity"
+    ),
+    "LSTM": (lambda: keras.layers.LSTM(2, return_sequences=True), "identity"),
+    "GRU": (lambda: keras.layers.GRU(2, return_sequences=True), "identity"),
+    "MRNN": (lambda: MRNN(3, factors=2, return_sequences=True), "tanh"),
+    "TensorRNN_cp": (lambda: TensorRNN(3, rank=2, return_sequences=True), "tanh"),
+    "TensorRNN_full": (lambda: TensorRNN(2, return_sequences=True), "tanh"),
+    # h_t = h_{t-1} + W r_t + b: linear in its input whatever r_t's activation.
+    "ResRNN_relu": (
+        lambda: ResRNN(3, recurrent_initializer="orthogonal", return_sequences=True), "identity"
+    ),
+    "ResRNN_tanh": (
+        lambda: ResRNN(3, activation="tanh", recurrent_initializer="orthogonal",
+                       return_sequences=True),
+        "identity",
+    ),
+    "ScopedRNN_relu": (
+        lambda: ScopedRNN(3, num_scopes=2, scope_length=2, penalty=0.0, return_sequences=True),
+        "identity",
+    ),
+    "ScopedRNN_tanh": (
+        lambda: ScopedRNN(3, num_scopes=2, scope_length=2, penalty=0.0, activation="tanh",
+                          return_sequences=True),
+        "tanh",
+    ),
+}
+
+
+@pytest.mark.parametrize("cell", sorted(STRUCTURAL_CELLS))
+def test_structural_damping_term_equals_eq_4_7_for_every_cell(cell):
+    """G_S = J_x^T (D o e)'' J_x / batch with D matching e (thesis §4.2.3).
+
+    With h = e(x): J_x = diag(1 / e'(x)) J_h, so G_S = J_h^T diag(1 / e'(x)) J_h
+    (tanh: e' = 1 - h^2, logistic: e' = h (1 - h)); states that are not an
+    elementwise function of one input use the squared distance: J_h^T J_h.
+    """
+    layer_fn, activation = STRUCTURAL_CELLS[cell]
+    inputs = keras.Input((TIME, FEATURES))
+    layer = layer_fn()
+    hidden = layer(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(OUTPUTS)(hidden))
+    states_model = keras.Model(inputs, hidden)
+    x = _inputs(seed=14)
+    weights = [v.value for v in model.trainable_variables]
+    with tf.GradientTape(persistent=True) as tape:
+        states = tf.reshape(states_model(x), [-1])
+    rows = tape.jacobian(states, weights, unconnected_gradients="zero",
+                         experimental_use_pfor=False)
+    jacobian = np.concatenate([np.reshape(r, (states.shape[0], -1)) for r in rows], axis=1)
+    h = states.numpy()
+    derivative = {"tanh": 1 - h**2, "sigmoid": h * (1 - h), "identity": np.ones_like(h)}
+    explicit = jacobian.T @ np.diag(1 / derivative[activation]) @ jacobian / BATCH
+
+    vector = _random_vectors(model, seed=15)
+    plain = _flat(gauss_newton_product(model, "mse", x, vector))
+    damped = _flat(gauss_newton_product(model, "mse", x, vector, structural_damping=0.25))
+    np.testing.assert_allclose(damped - plain, 0.25 * explicit @ _flat(vector),
+                               rtol=1e-8, atol=1e-12)
+    assert np.abs(damped - plain).max() > 1e-3 * np.abs(plain).max()
+
+
+PROBABILITY_OUTPUTS = {  # final activation, loss on probabilities, the loss on the logits
+    "sigmoid": ("sigmoid", "binary_crossentropy", "bce"),
+    "softmax": ("softmax", "sparse_categorical_crossentropy", "scce"),
+}
+
+
+@pytest.mark.parametrize("output", sorted(PROBABILITY_OUTPUTS))
+def test_final_sigmoid_or_softmax_with_a_cross_entropy_of_probabilities_is_matched(output):
+    """As Keras does, the logits behind the final activation are the linear outputs (§4.2.2)."""
+    activation, loss, logits_loss = PROBABILITY_OUTPUTS[output]
+    inputs = keras.Input((TIME, FEATURES))
+    hidden = keras.layers.SimpleRNN(3, return_sequences=True)(inputs)
+    probabilities = keras.Model(inputs, keras.layers.Dense(OUTPUTS, activation=activation)(hidden))
+    logits = _model(keras.layers.SimpleRNN(3, return_sequences=True))
+    logits.set_weights(probabilities.get_weights())
+    x = _inputs(seed=16)
+    vector = _random_vectors(probabilities, seed=17)
+    expected = _explicit_product(logits, logits_loss, x, vector)
+    eager = gauss_newton_product(probabilities, loss, x, vector)
+    traced = tf.function(lambda x: gauss_newton_product(probabilities, loss, x, vector))(x)
+    for got in (eager, traced):
+        np.testing.assert_allclose(_flat(got), expected, rtol=1e-9, atol=1e-12)
+
+
+def test_probabilities_without_recoverable_logits_are_refused_naming_the_fix():
+    inputs = keras.Input((TIME, FEATURES))
+    hidden = keras.layers.SimpleRNN(3, return_sequences=True)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="hard_sigmoid")(hidden))
+    with pytest.raises(ValueError, match="activation='sigmoid'.*from_logits=True"):
+        gauss_newton_product(model, "binary_crossentropy", _inputs(), _random_vectors(model, 0))

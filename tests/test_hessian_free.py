@@ -33,7 +33,8 @@ def test_conjugate_gradient_minimises_the_quadratic_and_saves_iterates():
     m = rng.normal(size=(12, 12))
     a, b = m @ m.T + 0.5 * np.eye(12), rng.normal(size=12)
     run = tf.function(lambda x0: conjugate_gradient(lambda v: tf.linalg.matvec(a, v), b, x0, 40))
-    iterates, values, steps = run(tf.zeros(12, tf.float64))
+    iterates, values, saved, steps = run(tf.zeros(12, tf.float64))
+    iterates, values = iterates[:saved], values[:saved]
     np.testing.assert_allclose(iterates[-1], np.linalg.solve(a, b), rtol=1e-6, atol=1e-8)
     for iterate, value in zip(iterates.numpy(), values.numpy()):
         assert value == pytest.approx(0.5 * iterate @ a @ iterate - b @ iterate, rel=1e-10)
@@ -147,6 +148,142 @@ def test_hf_keeps_weights_when_the_loss_is_already_nan(float64):
     assert float(model.get_weights()[0]) == 2.0
     assert history.history["step_size"] == [0.0, 0.0]
     assert history.history["damping"][-1] == pytest.approx(0.1 * 1.5**2)
+
+
+@keras.saving.register_keras_serializable(package="rnnzoo_tests")
+class GuardedLinear(keras.layers.Layer):
+    """`y = x . w`, NaN once `||w||^2 > 20`."""
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="w")
+
+    def call(self, x):
+        return tf.linalg.matvec(x, self.w)[:, None] + 0.0 * keras.ops.log(
+            20.0 - keras.ops.sum(self.w**2)
+        )
+
+
+def _numpy_cg_iterates(a, b, steps):
+    """Plain CG from 0 on `a x = b`: the iterates after steps 1..steps."""
+    x, r = np.zeros_like(b), b.copy()
+    p, iterates = r.copy(), []
+    for _ in range(steps):
+        alpha = r @ r / (p @ a @ p)
+        x, r_new = x + alpha * p, r - alpha * a @ p
+        p, r = r_new + (r_new @ r_new) / (r @ r) * p, r_new
+        iterates.append(x)
+    return iterates
+
+
+def test_hf_backtracking_walks_past_non_finite_iterates(float64):
+    """The last CG iterate is beyond the NaN boundary: the walk goes on to the finite ones."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)) * np.array([1, 0.5, 0.2, 0.05])
+    y = x @ np.array([[1.0], [2.0], [6.0], [20.0]])
+    inputs = keras.Input((4,))
+    model = rnnzoo.Model(inputs, GuardedLinear()(inputs))
+    model.compile(
+        optimizer=HessianFree(damping=1e-8, curvature_fraction=1.0, max_cg_iterations=4),
+        loss="mse",
+    )
+    history = model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+
+    # Saved iterates: steps 1, 2, 3, 4 (ceil(1.3^j)); walk back from step 4 as HF does.
+    curvature = 2 * x.T @ x / len(x) + 1e-8 * np.eye(4)
+    iterates = _numpy_cg_iterates(curvature, 2 * x.T @ y[:, 0] / len(x), 4)
+    losses = [np.mean((x @ w - y[:, 0]) ** 2) if w @ w < 20 else np.inf for w in iterates]
+    assert not np.isfinite(losses[-1]) and np.isfinite(losses[0])
+    best = None
+    for j in reversed(range(4)):
+        if not np.isfinite(losses[j]):
+            continue
+        if best is not None and losses[j] >= losses[best]:
+            break
+        best = j
+    assert best > 0  # more than a steepest-descent step
+    np.testing.assert_allclose(model.get_weights()[0], iterates[best], rtol=1e-6)
+    assert history.history["step_size"] == [1.0]
+    assert np.isfinite(history.history["rho"][0])
+
+
+@keras.saving.register_keras_serializable(package="rnnzoo_tests")
+class CountingGuardedScale(GuardedScale):
+    """`GuardedScale` that counts its calls on batches of `full` examples."""
+
+    def __init__(self, full, **kwargs):
+        super().__init__(**kwargs)
+        self.full = full
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.calls = self.add_weight(shape=(), initializer="zeros", dtype="int64",
+                                     trainable=False, name="calls")
+
+    def call(self, x):
+        self.calls.assign_add(tf.cast(tf.equal(tf.shape(x)[0], self.full), "int64"))
+        return super().call(x)
+
+
+def test_hf_line_search_does_not_evaluate_the_unit_step_twice(float64):
+    """Full-batch losses: the gradient's, one backtracking one (the unit step, NaN), then
+    the line search from alpha = 0.8 on (accepted at 0.8^4): 1 + 1 + 4 evaluations."""
+    x = np.linspace(-1, 1, 32)[:, None]
+    inputs = keras.Input((1,))
+    layer = CountingGuardedScale(full=32)
+    model = rnnzoo.Model(inputs, layer(inputs))
+    model.compile(
+        optimizer=HessianFree(damping=1e-6, curvature_fraction=0.5, max_cg_iterations=5),
+        loss="mse",
+    )
+    history = model.fit(x, 3 * x, batch_size=32, epochs=1, verbose=0)
+    assert history.history["step_size"][0] == pytest.approx(0.8**4)
+    assert int(layer.calls.numpy()) == 1 + 1 + 4
+
+
+def test_hf_step_compiles_with_xla_and_takes_the_same_steps(float64):
+    """`jit_compile=True` compiles the whole HF step (CG, backtracking, line search)."""
+    x, y = _sequence_regression(n=32)
+    inputs = keras.Input((6, 2))
+    outputs = keras.layers.Dense(1)(keras.layers.SimpleRNN(4)(inputs))
+    weights = rnnzoo.Model(inputs, outputs).get_weights()
+    histories, trained = {}, {}
+    for jit in (False, True):
+        model = rnnzoo.Model(inputs, outputs)
+        model.set_weights(weights)
+        model.compile(
+            optimizer=HessianFree(structural_damping=0.3, max_cg_iterations=8,
+                                  curvature_fraction=0.5),
+            loss="mse", jit_compile=jit,
+        )
+        histories[jit] = model.fit(x, y, batch_size=32, epochs=3, verbose=0).history
+        trained[jit] = _weights(model)
+    assert model.jit_compile
+    for key in ("loss", "damping", "cg_steps", "step_size"):
+        np.testing.assert_allclose(histories[True][key], histories[False][key], rtol=1e-8)
+    np.testing.assert_allclose(trained[True], trained[False], rtol=1e-7, atol=1e-10)
+    assert histories[True]["loss"][-1] < histories[True]["loss"][0]
+
+
+def test_hf_takes_a_final_sigmoid_with_binary_crossentropy_as_keras_users_write_it(float64):
+    """The step equals the one on the logits with BinaryCrossentropy(from_logits=True)."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(64, 3))
+    y = (x @ np.array([1.0, -2.0, 0.5]) + 0.3 * rng.normal(size=64) > 0).astype("float64")[:, None]
+    inputs = keras.Input((3,))
+    probabilities = rnnzoo.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(inputs))
+    logits = _linear_model()
+    logits.set_weights(probabilities.get_weights())
+    histories = {}
+    for model, loss in ((probabilities, "binary_crossentropy"),
+                        (logits, keras.losses.BinaryCrossentropy(from_logits=True))):
+        model.compile(optimizer=HessianFree(damping=0.1, max_cg_iterations=10), loss=loss,
+                      metrics=["binary_accuracy"] if model is probabilities else [])
+        histories[model.name] = model.fit(x, y, batch_size=64, epochs=3, verbose=0).history
+    np.testing.assert_allclose(_weights(probabilities), _weights(logits), rtol=1e-9)
+    history = histories[probabilities.name]
+    np.testing.assert_allclose(history["loss"], histories[logits.name]["loss"], rtol=1e-9)
+    assert history["loss"][-1] < 0.6 * history["loss"][0]
+    assert "binary_accuracy" in history  # metrics see the probabilities
 
 
 def test_hf_step_is_traced_once_per_run_also_for_batches_of_varying_length():

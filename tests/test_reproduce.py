@@ -19,8 +19,10 @@ def test_every_experiment_expands_into_runs_of_known_models_and_tasks():
 
     assert sorted(experiments.experiment_names()) == sorted(ISSUE_EXPERIMENTS)
     for name in ISSUE_EXPERIMENTS:
-        for scale in experiments.SCALES:
-            runs = experiments.get_experiment(name).runs(scale)
+        experiment = experiments.get_experiment(name)
+        assert set(experiment.scales) <= set(experiments.SCALES)
+        for scale in experiment.scales:
+            runs = experiment.runs(scale)
             assert runs
             for run in runs:
                 assert run.config.model in model_names()
@@ -114,6 +116,54 @@ def test_runs_with_panels_are_drawn_one_panel_each(tmp_path, monkeypatch):
     assert [r["panel"] for r in results] == ["T=6", "T=6", "T=7"]
     height, width, _ = matplotlib.image.imread(tmp_path / "tiny" / "curves.png").shape
     assert (width, height) == (round(2 * 3.8 * 90), round(2.9 * 90)), "two panels side by side"
+
+
+def test_fig_4_1_medium_runs_all_eight_problems_at_t100_with_and_without_structural_damping():
+    runs = experiments.get_experiment("thesis_fig_4_1").runs("medium")
+    assert len(runs) == 16
+    assert {r.config.task for r in runs} == {t for _, t in experiments.PATHOLOGICAL_PROBLEMS}
+    for run in runs:
+        config = run.config
+        assert (config.seq_len, run.options["units"], config.optimizer) == (100, 100, "hf")
+        assert (config.batch_size, config.hf_curvature_fraction) == (1000, 0.1)  # curvature 100
+        assert config.hf_max_cg_iterations == 300
+        structural = config.hf_structural_damping
+        assert structural in (0.0, 1.0 / 30)
+        lambda_0 = 0.1 if structural else 0.3
+        scale = 100 if config.task == "random_permutation" else 1
+        assert config.hf_damping == pytest.approx(lambda_0 * scale)
+    paper = experiments.get_experiment("thesis_fig_4_1").runs("paper")
+    assert sorted({r.config.seq_len for r in paper}) == [30, 50, 100, 200]
+    with pytest.raises(ValueError, match="no scale 'medium'.*small, paper"):
+        experiments.run_experiment("thesis_table_7_3", scale="medium")
+
+
+@pytest.mark.slow
+def test_fig_4_1_medium_runs_and_reports_within_a_tiny_budget(tmp_path, monkeypatch):
+    """The medium scale's first problem, shrunk to a tiny network and 2 HF iterations."""
+    import dataclasses
+
+    medium = experiments.EXPERIMENTS["thesis_fig_4_1"].runs
+
+    def shrunk(scale):
+        return [
+            dataclasses.replace(
+                run, options={"units": 4},
+                config=dataclasses.replace(run.config, seq_len=10, batch_size=40,
+                                           hf_max_cg_iterations=5, train_steps=2, eval_every=2,
+                                           test_size=50),
+            )
+            for run in medium(scale)[:2]
+        ]
+
+    monkeypatch.setattr(experiments.EXPERIMENTS["thesis_fig_4_1"], "runs", shrunk)
+    path = experiments.run_experiment("thesis_fig_4_1", scale="medium", output_dir=str(tmp_path),
+                                      verbose=0)
+    report = open(path).read()
+    results = json.loads((tmp_path / "thesis_fig_4_1" / "results.json").read_text())
+    assert [r["label"] for r in results] == ["add T=100 Tikhonov only", "add T=100 structural"]
+    assert all(r["metrics"]["step"] == 2 and r["config"]["max_seconds"] > 0 for r in results)
+    assert "Scale: `medium`" in report and "time budget 3600 s" in report
 
 
 def test_cli_lists_experiments(capsys):

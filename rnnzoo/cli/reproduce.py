@@ -19,7 +19,8 @@ from absl import app, flags  # noqa: E402
 from rnnzoo.zoo import experiments  # noqa: E402
 
 flags.DEFINE_string("experiment", None, "Experiment name (see --list).")
-flags.DEFINE_enum("scale", "small", list(experiments.SCALES), "small: minutes; paper: paper sizes.")
+flags.DEFINE_enum("scale", "small", list(experiments.SCALES),
+                  "small: minutes; medium (thesis_fig_4_1): hours; paper: paper sizes.")
 flags.DEFINE_string("output_dir", "reproduce", "Directory of the reports.")
 flags.DEFINE_string("work_dir", None, "Directory of the runs' checkpoints (default: under output_dir).")
 # seed and verbose mean the same as rnnzoo-train's flags of the same names.
@@ -29,7 +30,7 @@ flags.DEFINE_integer("num_seeds", 1, "Run every run with seeds seed, seed+1, ...
                      "gives mean, range and success count over them.")
 flags.DEFINE_float("time_budget_s", None,
                    "Training budget of the experiment in seconds, shared by its runs "
-                   "(default: 900 for --scale=small, none for paper).")
+                   "(default: 900 for --scale=small, 1800 per run for medium, none for paper).")
 flags.DEFINE_bool("list", False, "List the experiments and exit.")
 flags.DEFINE_integer("verbose", 2, "Per-run verbosity (0, 1: progress bar, 2: a line per round).",
                      allow_override=True)

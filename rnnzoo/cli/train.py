@@ -72,6 +72,10 @@ flags.DEFINE_bool("early_stop", _DEFAULTS.early_stop, "Stop once the success cri
 flags.DEFINE_list("gradient_steps", [], "Steps at which to record per-time-step gradients.")
 flags.DEFINE_float("max_seconds", _DEFAULTS.max_seconds, "Wall-clock budget of this run (0: none).")
 flags.DEFINE_integer("verbose", _DEFAULTS.verbose, "1: progress bar, 2: a line per round, 0: quiet.")
+flags.DEFINE_bool("jit_compile", _DEFAULTS.jit_compile, "Compile training steps with XLA "
+                  "(Hessian-free included); unset: Keras's 'auto' (on with a GPU only).")
+flags.DEFINE_bool("mixed_precision", _DEFAULTS.mixed_precision, "Keras mixed_float16 for "
+                  "first-order optimizers; --optimizer=hf keeps its model and curvature in float32.")
 
 _FLAG_TYPES = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string,
                bool: flags.DEFINE_bool}
@@ -160,6 +164,7 @@ def config_from_flags():
             seed=FLAGS.seed, model_dir=FLAGS.model_dir, early_stop=FLAGS.early_stop,
             gradient_steps=tuple(int(v) for v in FLAGS.gradient_steps),
             max_seconds=FLAGS.max_seconds, verbose=FLAGS.verbose,
+            jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision,
         )
     except ValueError as error:
         _fail(f"bad list flag value: {error}")

@@ -151,6 +151,15 @@ class ProjectedCell(keras.layers.Layer):
         """One recurrent step: `(projected_t, [h_{t-1}, ...], params) -> (o_t, states_t)`."""
         raise NotImplementedError
 
+    @property
+    def hidden_activation(self):
+        """`e` of `h_t = e(x_t)`, `x_t` the hidden units' input (thesis §2.5), or None.
+
+        Structural damping (thesis eq. 4.7) matches its distance to `e`;
+        `None` says the state is not an elementwise function of one input.
+        """
+        return self.activation
+
     def call(self, inputs, states, training=False):
         states = list(states) if isinstance(states, (list, tuple)) else [states]
         return self.step(self.project_inputs(inputs), states, self.recurrent_params())

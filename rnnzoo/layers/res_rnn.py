@@ -58,6 +58,11 @@ class ResRNNCell(ProjectedCell):
             **kwargs,
         )
 
+    @property
+    def hidden_activation(self):
+        """None: `h_t = h_{t-1} + W_hh2 r_t + b_2` is linear, whatever `activation` `r_t` has."""
+        return None
+
     def build(self, input_shape):
         features = self.input_features(input_shape)
         self.kernel = self.add_kernel("kernel", (features, self.units))

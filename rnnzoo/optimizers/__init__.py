@@ -4,13 +4,17 @@
 - `Momentum`: classical momentum under the same schedules (eq. 7.1-7.2).
 - `schedules`: the momentum schedules of ch. 7.
 - `HessianFree`: Hessian-free with structural damping (Alg. 5, §4.2); train with `rnnzoo.Model`.
-- `gauss_newton_product`: Gauss-Newton matrix-vector products for curvature analysis.
+- `gauss_newton_operator`: the Gauss-Newton matrix on a batch as `product(vectors)`,
+  one forward pass for any number of products (the operator HF's CG uses).
+- `gauss_newton_product`: one Gauss-Newton matrix-vector product, for curvature analysis.
 """
 
 from rnnzoo.optimizers import schedules
-from rnnzoo.optimizers.gauss_newton import gauss_newton_product
+from rnnzoo.optimizers.gauss_newton import gauss_newton_operator, gauss_newton_product
 from rnnzoo.optimizers.hessian_free import HessianFree
 from rnnzoo.optimizers.momentum import Momentum
 from rnnzoo.optimizers.nag import NAG
 
-__all__ = ["HessianFree", "Momentum", "NAG", "gauss_newton_product", "schedules"]
+__all__ = [
+    "HessianFree", "Momentum", "NAG", "gauss_newton_operator", "gauss_newton_product", "schedules"
+]

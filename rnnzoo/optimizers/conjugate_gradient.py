@@ -9,7 +9,10 @@ the relative progress of `phi` (Martens 2010, §4.4): after step `i`, with
 or after `max_iterations` steps, or at a non-finite or non-positive
 curvature `p^T A p` (the iterate before it is kept). Iterates after steps
 `ceil(1.3^j)` and the last one are saved for CG backtracking (Martens 2010,
-§4.6). Runs as one `tf.while_loop`, so `apply_curvature` is traced once.
+§4.6) in a tensor preallocated for all of them, so the loop has fixed shapes
+and compiles with XLA (a dynamically sized TensorArray written inside
+`tf.cond` does not). Runs as one `tf.while_loop`, so `apply_curvature` is
+traced once.
 """
 
 import math
@@ -39,19 +42,21 @@ def conjugate_gradient(apply_curvature, b, x0, max_iterations, tolerance=5e-4):
         tolerance: the relative-progress threshold `epsilon` above.
 
     Returns:
-        `(iterates, values, steps)`: the saved iterates `(m, n)` in order
-        (the last is the final one), `phi` at each `(m,)`, and the number of
-        CG steps taken. The first product is `A x0` (one more than steps).
+        `(iterates, values, count, steps)`: the saved iterates `(m, n)` in
+        order, of which the first `count` are filled (iterate `count - 1` is
+        the final one); `phi` at each `(m,)`; and the number of CG steps
+        taken. The first product is `A x0` (one more than steps). `m` is
+        `len(backtracking_steps(max_iterations)) + 1`, a static size.
     """
     dtype = b.dtype
+    saving_steps = backtracking_steps(max_iterations)
+    slots = len(saving_steps) + 1  # the saving steps and a final iterate between them
     save = tf.scatter_nd(
-        [[s] for s in backtracking_steps(max_iterations)],
-        tf.ones([len(backtracking_steps(max_iterations))], tf.bool),
-        [max_iterations + 1],
+        [[s] for s in saving_steps], tf.ones([len(saving_steps)], tf.bool), [max_iterations + 1]
     )
     values = tf.zeros([max_iterations + 1], dtype)
-    saved = tf.TensorArray(dtype, size=0, dynamic_size=True, clear_after_read=False)
-    saved_steps = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
+    saved = tf.zeros(tf.concat([[slots], tf.shape(b)], 0), dtype)
+    saved_steps = tf.fill([slots], -1)
 
     def phi(x, r):
         # With r = b - A x: phi(x) = -x^T (b + r) / 2.
@@ -86,18 +91,19 @@ def conjugate_gradient(apply_curvature, b, x0, max_iterations, tolerance=5e-4):
         # The last good iterate is always saved (after a failed step it is x).
         keep = (ok & tf.gather(save, i)) | stop
         last = tf.where(ok, i, i - 1)
-        saved = tf.cond(keep, lambda: saved.write(count, x1), lambda: saved)
-        saved_steps = tf.cond(keep, lambda: saved_steps.write(count, last), lambda: saved_steps)
+        saved = tf.where(keep, tf.tensor_scatter_nd_update(saved, [[count]], [x1]), saved)
+        saved_steps = tf.where(
+            keep, tf.tensor_scatter_nd_update(saved_steps, [[count]], [last]), saved_steps
+        )
         return last + 1, x1, r1, p1, rr1, values, saved, saved_steps, count + tf.cast(keep, tf.int32), stop
 
     zero = tf.constant(0, tf.int32)
-    i, _, _, _, _, values, saved, saved_steps, _, _ = tf.while_loop(
+    i, _, _, _, _, values, saved, saved_steps, count, _ = tf.while_loop(
         lambda *state: ~state[-1],
         body,
         (zero, x0, b, b, tf.constant(1, dtype), values, saved, saved_steps, zero, tf.constant(False)),
         maximum_iterations=max_iterations + 1,
     )
     # A non-finite first product saves x0 at step -1: its phi is NaN (rejected by HF).
-    steps_at = saved_steps.stack()
-    phis = tf.where(steps_at >= 0, tf.gather(values, tf.maximum(steps_at, 0)), float("nan"))
-    return saved.stack(), phis, tf.maximum(i - 1, 0)
+    phis = tf.where(saved_steps >= 0, tf.gather(values, tf.maximum(saved_steps, 0)), float("nan"))
+    return saved, phis, count, tf.maximum(i - 1, 0)

@@ -44,13 +44,25 @@ class HiddenSequence:
         self.mask = mask
 
     @property
-    def tanh_units(self):
-        """Whether the recorded states are `tanh` of pre-activations (SimpleRNN-like cells)."""
+    def activation(self):
+        """`"tanh"`, `"sigmoid"` when the states are that function of the hidden units' input
+        (thesis §2.5: `h_t = e(x_t)`), else None.
+
+        rnnzoo cells say so with `hidden_activation` (`ResRNN`'s residual state
+        is linear: None); Keras's `SimpleRNNCell` with its `activation`; gated
+        cells (LSTM, GRU) and other cells: None.
+        """
         cell = getattr(self.layer, "cell", None)
-        return (
-            getattr(cell, "activation", None) is keras.activations.tanh
-            and not hasattr(cell, "recurrent_activation")  # LSTM/GRU outputs are gated
-        )
+        if hasattr(cell, "hidden_activation"):
+            activation = cell.hidden_activation
+        elif isinstance(cell, keras.layers.SimpleRNNCell):
+            activation = cell.activation
+        else:
+            activation = None
+        return _MATCHED_ACTIVATIONS.get(activation)
+
+
+_MATCHED_ACTIVATIONS = {keras.activations.tanh: "tanh", keras.activations.sigmoid: "sigmoid"}
 
 
 def recurrent_layers(model):

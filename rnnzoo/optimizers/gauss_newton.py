@@ -1,40 +1,46 @@
 """Damped Gauss-Newton vector products (thesis §4.2.2-4.2.3, Alg. 6).
 
-`G v = J^T (L o g)'' J v` (eq. 4.4) with `J v` from
-`tf.autodiff.ForwardAccumulator` (Pearlmutter's R-operator) and `J^T u` from
-reverse mode, taken on the same forward pass ("reverse-over-forward"): about
-one forward, one tangent and one backward pass. That needs the recurrences
-unrolled, i.e. a static sequence length; without one (rnnzoo layers only)
-`J v` comes from a forward-only pass through the state-carrying loop and
-`J^T u` from a second, ordinary pass, because a `tf.GradientTape` recording
-that loop inside a `tf.function` breaks forward mode (its TensorList
-accumulators).
+`G v = J^T (L o g)'' J v` (eq. 4.4), `J` the Jacobian of the linear outputs
+`o` (the logits behind a final sigmoid/softmax, `matching_losses`).
+`gauss_newton_operator` runs the network's forward pass once and returns a
+`product(v)` that reuses its states, as the thesis's HF does once per
+iteration (§4.2.2: "if o and the hidden state sequence h is precomputed then
+the total cost of this operation is the same as a standard forward pass and
+back-propagation through time"): the forward pass is recorded on a
+persistent tape; `J^T u` is a backward pass over it; `J v` is the transpose
+of that backward pass, taken by reverse mode with respect to its cotangent
+(the backward pass at a zero cotangent is never evaluated, only its
+transpose: an R-forward pass over the stored states). That needs the
+recurrences unrolled, i.e. a static sequence length. Without one (rnnzoo
+layers only) every product runs `J v` through the state-carrying loop in a
+forward-only pass (`tf.autodiff.ForwardAccumulator`) and `J^T u` in a second,
+ordinary pass, because a `tf.GradientTape` recording that loop inside a
+`tf.function` breaks forward mode (its TensorList accumulators).
 
-Structural damping (§4.2.3) adds `s * G_S v`, the Gauss-Newton matrix of a
-distance `D(h(theta); h(theta_n))` on the hidden states of every recurrent
-layer. The hidden tangents `R h` come from the same forward pass and the
+Structural damping (§4.2.3, eq. 4.7) adds `s * G_S v`, the Gauss-Newton
+matrix of a distance `D(h(theta); h(theta_n))` on the hidden states of every
+recurrent layer. The hidden states are outputs of the same passes and the
 backward pass starts from the outputs and the hidden states together, so it
-costs about as much as `G v` alone (Alg. 6, line 13). For tanh units `D`
-matches the nonlinearity, `G_S = J_u^T diag(1 - h^2) J_u` over the
-pre-activations `u`, computed as `J_h^T (R h / (1 - h^2))`; other recurrent
-layers (ReLU, LSTM, GRU) use the squared distance `||h - h_n||^2 / 2`. `S` is
-averaged over examples and time steps and summed over hidden units.
+costs about as much as `G v` alone (Alg. 6, line 13). Where the states are
+`h = e(x)` of the hidden units' input `x` with `e` tanh or the logistic
+sigmoid (`forward_mode.HiddenSequence.activation`), `D` matches `e`:
+`G_S = J_x^T diag(e'(x)) J_x`, computed as `J_h^T (R h / e'(x))`. Other
+states (ReLU, ResRNN's residual sum, LSTM, GRU) use the squared distance
+`||h - h_n||^2 / 2`: `G_S = J_h^T J_h`. `S` is summed over time steps and
+hidden units and averaged over examples.
 
 Losses the model adds itself (weight regularizers, layer penalties) enter
-with their exact Hessian, by reverse-over-forward differentiation.
+with their exact Hessian, by reverse-over-reverse differentiation.
 """
 
 import tensorflow as tf
 from keras import tree
 
 from rnnzoo.optimizers.forward_mode import forward_mode_safe, recording_hidden
-from rnnzoo.optimizers.matching_losses import (
-    matching_loss,
-    output_hessian_product,
-    placeholder_targets,
-)
+from rnnzoo.optimizers.matching_losses import matching_loss
 
 _SATURATION_FLOOR = 1e-6
+_ZERO = tf.UnconnectedGradients.ZERO
 
 
 def trainable_variables(model):
@@ -52,19 +58,22 @@ def trainable_variables(model):
 def structural_distance_product(hidden, tangent):
     """`(D o e)'' R x` mapped to the hidden states, for one recorded sequence.
 
-    Tanh units: `R h / (1 - h^2)` (equals `R u`, the R-pre-activation of Alg.
-    6 line 13, back-propagated through `h = tanh(u)`); saturated units are
-    floored, which can only shrink their (vanishing) contribution. Other
-    units: `R h`. `S` is the distance summed over a sequence's steps (thesis
-    eq. 4.7: `D(h(theta); h(theta_n))` of the whole hidden-state sequence)
-    and averaged over the batch, as the loss is, so mu means what it means
-    in the thesis (1/30 in §4.4) at every T. Masked steps (padding) add
-    nothing.
+    Tanh units: `R h / (1 - h^2)`, logistic units: `R h / (h (1 - h))` (each
+    equals `R x`, the R-input of Alg. 6 line 13, back-propagated through
+    `h = e(x)`); saturated units are floored, which can only shrink their
+    (vanishing) contribution. Other states: `R h`. `S` is the distance
+    summed over a sequence's steps (thesis eq. 4.7: `D(h(theta); h(theta_n))`
+    of the whole hidden-state sequence) and averaged over the batch, as the
+    loss is, so mu means what it means in the thesis (1/30 in §4.4) at
+    every T. Masked steps (padding) add nothing.
     """
     states = hidden.states
-    if hidden.tanh_units:
-        floor = tf.constant(_SATURATION_FLOOR, states.dtype)
+    tangent = tf.cast(tangent, states.dtype)
+    floor = tf.constant(_SATURATION_FLOOR, states.dtype)
+    if hidden.activation == "tanh":
         tangent = tangent / tf.maximum(1 - tf.square(states), floor)
+    elif hidden.activation == "sigmoid":
+        tangent = tangent / tf.maximum(states * (1 - states), floor)
     if hidden.mask is not None:
         tangent = tangent * tf.cast(hidden.mask, states.dtype)[:, :, None]
     return tangent / tf.cast(tf.shape(states)[0], states.dtype)
@@ -88,77 +97,177 @@ def static_time(x):
     )
 
 
-def damped_gauss_newton_product(
-    model, loss, x, tangents, y=None, sample_weight=None, structural_damping=0.0
-):
-    """`(G + structural_damping * G_S + H_model_losses) v` and the outputs.
+def _hidden_cotangents(hidden, tangents, structural_damping):
+    return [
+        tf.cast(structural_damping, h.states.dtype) * structural_distance_product(h, t)
+        for h, t in zip(hidden, tangents)
+    ]
 
-    With a static sequence length the recurrences are unrolled and one pass
-    gives both `J v` (forward mode) and `J^T u` (reverse mode over it). Without
-    one, rnnzoo layers' state-carrying loop gives `J v` in a forward-only pass
-    and a second, ordinary forward-backward pass gives `J^T u` (a tape cannot
-    record the forward-mode loop inside a `tf.function`).
+
+def _linear_outputs(model, matching, y_pred, dtype):
+    """The model's single output as linear outputs `o`, in the variables' dtype."""
+    return tf.cast(matching.linear_outputs(_single_output(y_pred, model)), dtype)
+
+
+def _one_pass_operator(model, matching, x, y, sample_weight, structural_damping, record):
+    """`product` over one recorded forward pass (static sequence lengths: unrolled)."""
+    variables = trainable_variables(model)
+    primals = [variable.value for variable in variables]
+    with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
+        tape.watch(primals)
+        with tf.GradientTape(watch_accessed_variables=False) as penalty_tape:
+            penalty_tape.watch(primals)
+            with forward_mode_safe(model, record_hidden=record) as hidden:
+                outputs = _linear_outputs(
+                    model, matching, model(x, training=False), variables[0].dtype
+                )
+            penalty = tf.add_n(model.losses) if model.losses else None
+        penalty_gradient = (
+            None if penalty is None
+            else penalty_tape.gradient(penalty, primals, unconnected_gradients=_ZERO)
+        )
+    targets = [outputs] + [sequence.states for sequence in hidden]
+    y = matching.placeholder_targets(outputs) if y is None else y
+
+    def product(vectors):
+        vectors = list(vectors)
+        # J v: the backward pass J^T c is linear in c; its transpose maps v to J v.
+        with tf.GradientTape(watch_accessed_variables=False) as transpose:
+            cotangents = [tf.zeros_like(target) for target in targets]
+            transpose.watch(cotangents)
+            backward = tape.gradient(
+                targets, primals, output_gradients=cotangents, unconnected_gradients=_ZERO
+            )
+        tangents = transpose.gradient(
+            backward, cotangents, output_gradients=vectors, unconnected_gradients=_ZERO
+        )
+        output_gradients = [
+            matching.hessian_product(y, outputs, tangents[0], sample_weight),
+            *_hidden_cotangents(hidden, tangents[1:], structural_damping),
+        ]
+        products = tape.gradient(
+            targets, primals, output_gradients=output_gradients, unconnected_gradients=_ZERO
+        )
+        if penalty_gradient is not None:  # H_P v by reverse over reverse
+            curvature = tape.gradient(
+                penalty_gradient, primals, output_gradients=vectors, unconnected_gradients=_ZERO
+            )
+            products = [p + c for p, c in zip(products, curvature)]
+        return products
+
+    return product
+
+
+def _two_pass_product(model, matching, x, vectors, y, sample_weight, structural_damping, record):
+    """`G v` for unknown sequence lengths: `J v` forward-only, `J^T u` by a second pass."""
+    variables = trainable_variables(model)
+    dtype = variables[0].dtype
+    primals = [variable.value for variable in variables]
+    tangents = list(vectors)
+    with tf.autodiff.ForwardAccumulator(primals, tangents) as accumulator:
+        with forward_mode_safe(model, record_hidden=record) as hidden:
+            outputs = _linear_outputs(model, matching, model(x, training=False), dtype)
+    output_tangent = accumulator.jvp(outputs, unconnected_gradients=_ZERO)
+    hidden_tangents = [accumulator.jvp(h.states, unconnected_gradients=_ZERO) for h in hidden]
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(primals)
+        with tf.GradientTape(watch_accessed_variables=False) as penalty_tape:
+            penalty_tape.watch(primals)
+            with recording_hidden(model) as recorded:
+                outputs = _linear_outputs(model, matching, model(x, training=False), dtype)
+            penalty = tf.add_n(model.losses) if model.losses else None
+        hidden = recorded[: len(hidden_tangents)]  # recorded always; damped only if asked
+        targets = [outputs] + [sequence.states for sequence in hidden]
+        if penalty is not None:  # H_P v = d/dtheta (grad P . v), reverse over reverse
+            gradient = penalty_tape.gradient(penalty, primals, unconnected_gradients=_ZERO)
+            targets.append(tf.add_n([tf.reduce_sum(g * t) for g, t in zip(gradient, tangents)]))
+    y = matching.placeholder_targets(outputs) if y is None else y
+    output_gradients = [
+        matching.hessian_product(y, outputs, output_tangent, sample_weight),
+        *_hidden_cotangents(hidden, hidden_tangents, structural_damping),
+    ]
+    if penalty is not None:
+        output_gradients.append(tf.ones_like(targets[-1]))
+    return tape.gradient(
+        targets, primals, output_gradients=output_gradients, unconnected_gradients=_ZERO
+    )
+
+
+def gauss_newton_operator(
+    model, loss, x, structural_damping=0.0, *, y=None, sample_weight=None
+):
+    """The damped Gauss-Newton matrix of a Keras model on a batch, as `product(vectors)`.
+
+    Runs the forward pass once (thesis §4.2.2, Alg. 6) and returns a function
+    `product(vectors) -> list of tensors` computing
+    `(G + structural_damping * G_S + H_P) v`; its calls reuse the forward
+    states, so each costs an R-forward and a backward pass (recurrences with
+    a static sequence length; without one, rnnzoo layers take two passes per
+    call). `G` is the Gauss-Newton matrix of the scalar loss Keras minimises
+    for `model.compile(loss=loss)` (eq. 4.4), `G_S` that of structural
+    damping (§4.2.3, eq. 4.7), `H_P` the exact Hessian of the model's own
+    losses. `HessianFree` builds one per iteration on the curvature batch
+    and calls it at every CG step.
 
     Args:
         model: a built, single-output Keras model.
-        loss: a `keras.losses.Loss` accepted by `matching_loss`.
-        x: model inputs.
-        tangents: tensors shaped like `model.trainable_variables` (the vector `v`).
-        y: targets (only their shape/dtype matter for matching losses); None
-            uses placeholders.
-        sample_weight: optional weights, as in `loss(y, y_pred, sample_weight)`.
-        structural_damping: the weight of `G_S` (the HF optimizer passes
+        loss: loss name or object, as for `model.compile`; see
+            `rnnzoo.optimizers.matching_losses` (a final sigmoid/softmax with a
+            cross-entropy of probabilities works as in Keras).
+        x: a batch of inputs.
+        structural_damping: weight of `G_S` (>= 0; `HessianFree` passes
             `lambda * mu`, a tensor); the Python number 0 skips it.
+        y, sample_weight: optional targets and sample weights of the batch
+            (matching losses' Hessians do not depend on the targets).
 
     Returns:
-        `(products, y_pred)`: a list shaped like the variables, and the outputs at theta.
-    """
-    variables = trainable_variables(model)
-    primals = [variable.value for variable in variables]
-    tangents = list(tangents)
-    record = not (isinstance(structural_damping, (int, float)) and structural_damping == 0)
-    one_pass = static_time(x)
-    zero = tf.UnconnectedGradients.ZERO
-    with tf.GradientTape(watch_accessed_variables=False, persistent=not one_pass) as tape:
-        if one_pass:
-            tape.watch(primals)
-        with tf.autodiff.ForwardAccumulator(primals, tangents) as accumulator:
-            with forward_mode_safe(model, record_hidden=record) as hidden:
-                y_pred = _single_output(model(x, training=False), model)
-            penalty = tf.add_n(model.losses) if model.losses else None
-        output_tangent = accumulator.jvp(y_pred, unconnected_gradients=zero)
-        hidden_tangents = [accumulator.jvp(h.states, unconnected_gradients=zero) for h in hidden]
-        penalty_tangent = None if penalty is None else accumulator.jvp(penalty)
-        if not one_pass:
-            tape.watch(primals)
-            with tf.GradientTape(watch_accessed_variables=False) as penalty_tape:
-                penalty_tape.watch(primals)
-                with recording_hidden(model) as hidden:
-                    y_pred = _single_output(model(x, training=False), model)
-                penalty = tf.add_n(model.losses) if model.losses else None
-            if penalty is not None:  # H_P v by reverse over reverse
-                gradient = penalty_tape.gradient(penalty, primals, unconnected_gradients=zero)
-                penalty_tangent = tf.add_n(
-                    [tf.reduce_sum(g * t) for g, t in zip(gradient, tangents)]
-                )
+        `product(vectors)`: `vectors` shaped like `model.trainable_variables`
+        (in that order); returns a list of tensors of the same shapes. Build
+        the operator and call it inside one `tf.function`.
 
-    if y is None:
-        y = placeholder_targets(loss, y_pred)
-    targets = [y_pred]
-    output_gradients = [output_hessian_product(loss, y, y_pred, output_tangent, sample_weight)]
-    for sequence, tangent in zip(hidden, hidden_tangents):
-        targets.append(sequence.states)
-        output_gradients.append(
-            tf.cast(structural_damping, tangent.dtype)
-            * structural_distance_product(sequence, tangent)
+    Example:
+        @tf.function
+        def curvatures(x, vectors):
+            product = rnnzoo.optimizers.gauss_newton_operator(model, "mse", x)
+            return [sum(tf.reduce_sum(a * b) for a, b in zip(v, product(v)))
+                    for v in vectors]
+    """
+    matching = matching_loss(loss)
+    trainable_variables(model)
+    if isinstance(structural_damping, (int, float)) and structural_damping < 0:
+        raise ValueError(
+            f"`structural_damping` must be >= 0, got {structural_damping!r}."
         )
-    if penalty_tangent is not None:
-        targets.append(penalty_tangent)
-        output_gradients.append(tf.ones_like(penalty_tangent))
-    products = tape.gradient(
-        targets, primals, output_gradients=output_gradients, unconnected_gradients=zero
-    )
-    return products, y_pred
+    record = not (isinstance(structural_damping, (int, float)) and structural_damping == 0)
+    if static_time(x):
+        return _one_pass_operator(model, matching, x, y, sample_weight, structural_damping, record)
+
+    def product(vectors):
+        return _two_pass_product(
+            model, matching, x, vectors, y, sample_weight, structural_damping, record
+        )
+
+    return product
+
+
+def _checked_vectors(model, vectors):
+    variables = trainable_variables(model)
+    vectors = list(vectors)
+    if len(vectors) != len(variables):
+        raise ValueError(
+            f"Got {len(vectors)} vectors for {len(variables)} trainable variables; pass one "
+            "tensor per entry of model.trainable_variables, in that order."
+        )
+    tangents = []
+    for vector, variable in zip(vectors, variables):
+        vector = tf.convert_to_tensor(vector, dtype=variable.dtype)
+        if tuple(vector.shape) != tuple(variable.shape):
+            raise ValueError(
+                f"Vector of shape {tuple(vector.shape)} does not match variable "
+                f"'{variable.path}' of shape {tuple(variable.shape)}."
+            )
+        tangents.append(vector)
+    return tangents
 
 
 def gauss_newton_product(
@@ -166,13 +275,10 @@ def gauss_newton_product(
 ):
     """Gauss-Newton matrix-vector products `G v` of a Keras model (thesis eq. 4.4).
 
-    `G` is the Gauss-Newton matrix of the scalar, mean-reduced loss Keras
-    minimises for `model.compile(loss=loss)` on the batch `x` (plus the exact
-    Hessian of the model's own regularization losses), for the matching
-    losses of `rnnzoo.optimizers.matching_losses`. The model must have linear
-    outputs (logits for the cross-entropies). Works through rnnzoo layers
-    and Keras's `SimpleRNN`/`LSTM`/`GRU` (unrolled while traced, so these need
-    a static sequence length).
+    One product of `gauss_newton_operator(model, loss, x, structural_damping)`
+    (which see); for several products on one batch, use the operator. Works
+    through rnnzoo layers and Keras's `SimpleRNN`/`LSTM`/`GRU` (unrolled
+    while traced, so these need a static sequence length).
 
     Args:
         model: a built, single-output Keras model.
@@ -192,29 +298,9 @@ def gauss_newton_product(
         gv = rnnzoo.optimizers.gauss_newton_product(model, "mse", x, v)
         curvature = sum(tf.reduce_sum(a * b) for a, b in zip(v, gv))
     """
-    loss = matching_loss(loss)
-    variables = trainable_variables(model)
-    vectors = list(vectors)
-    if len(vectors) != len(variables):
-        raise ValueError(
-            f"Got {len(vectors)} vectors for {len(variables)} trainable variables; pass one "
-            "tensor per entry of model.trainable_variables, in that order."
-        )
-    tangents = []
-    for vector, variable in zip(vectors, variables):
-        vector = tf.convert_to_tensor(vector, dtype=variable.dtype)
-        if tuple(vector.shape) != tuple(variable.shape):
-            raise ValueError(
-                f"Vector of shape {tuple(vector.shape)} does not match variable "
-                f"'{variable.path}' of shape {tuple(variable.shape)}."
-            )
-        tangents.append(vector)
-    if structural_damping < 0:
-        raise ValueError(
-            f"`structural_damping` must be >= 0, got {structural_damping!r}."
-        )
-    products, _ = damped_gauss_newton_product(
-        model, loss, x, tangents, y=y, sample_weight=sample_weight,
-        structural_damping=structural_damping,
+    matching = matching_loss(loss)
+    tangents = _checked_vectors(model, vectors)
+    operator = gauss_newton_operator(
+        model, matching, x, structural_damping, y=y, sample_weight=sample_weight
     )
-    return products
+    return operator(tangents)

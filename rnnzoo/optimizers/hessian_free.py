@@ -7,7 +7,7 @@ import tensorflow as tf
 from keras import tree
 
 from rnnzoo.optimizers.conjugate_gradient import conjugate_gradient
-from rnnzoo.optimizers.gauss_newton import damped_gauss_newton_product, trainable_variables
+from rnnzoo.optimizers.gauss_newton import gauss_newton_operator, trainable_variables
 from rnnzoo.optimizers.matching_losses import matching_loss
 
 
@@ -40,7 +40,8 @@ class HessianFree(keras.optimizers.Optimizer):
        `cg_decay` times the previous step's solution, stopped on the relative
        progress of the quadratic (Martens 2010) or after `max_cg_iterations`;
     3. CG backtracking: walking back over iterates saved at steps
-       `ceil(1.3^j)` while the loss on the batch decreases;
+       `ceil(1.3^j)` while the loss on the batch decreases, past iterates
+       where it is NaN/Inf;
     4. Levenberg-Marquardt (§4.2.1): `rho = (f(theta + delta) - f(theta)) /
        q(delta)`; `rho > 3/4`: lambda x 2/3, `rho < 1/4`: lambda x 3/2;
     5. Armijo backtracking line search from step size `learning_rate`
@@ -53,8 +54,12 @@ class HessianFree(keras.optimizers.Optimizer):
 
     The model is evaluated in inference mode (`training=False`) throughout,
     so dropout and other training-only behaviour are off. The Gauss-Newton
-    products need a matching loss on linear outputs
-    (`rnnzoo.optimizers.matching_losses`). Recurrent layers are unrolled
+    products need a matching loss (`rnnzoo.optimizers.matching_losses`): mse
+    on linear outputs, or a cross-entropy on logits or after a final Keras
+    sigmoid/softmax, whose logits it recovers as Keras does. The loss, the
+    curvature and CG run in the dtype of the model's variables. Each
+    iteration runs the forward pass on the curvature batch once
+    (`gauss_newton_operator`); every CG step reuses its states. Recurrent layers are unrolled
     while the step is traced when the sequence length is static (rnnzoo
     layers also work without it); the whole step is one graph, traced once
     per `fit`.
@@ -162,10 +167,11 @@ class HessianFree(keras.optimizers.Optimizer):
 
         def objective(x, y, sample_weight):
             y_pred = model(x, training=False)
-            value = loss(y, y_pred, sample_weight=sample_weight)
+            outputs = tf.cast(loss.linear_outputs(y_pred), dtype)
+            value = loss.value(y, outputs, sample_weight=sample_weight)
             if model.losses:
-                value = value + tf.add_n(model.losses)
-            return tf.cast(value, dtype), y_pred
+                value = value + tf.cast(tf.add_n(model.losses), dtype)
+            return value, y_pred
 
         def loss_at(delta):
             """The batch loss at theta + delta (leaves the weights there); NaN/Inf -> +inf."""
@@ -192,27 +198,29 @@ class HessianFree(keras.optimizers.Optimizer):
         damping = tf.identity(self.damping.value)
         structural = damping * self.structural_damping if self.structural_damping else 0.0
 
+        product = gauss_newton_operator(
+            model, loss, x_c, structural, y=y_c, sample_weight=weight_c
+        )
+
         def apply_curvature(vector):
-            products, _ = damped_gauss_newton_product(
-                model, loss, x_c, _unflatten(vector, variables), y_c, weight_c,
-                structural_damping=structural,
-            )
-            return _flatten(products) + damping * vector
+            return _flatten(product(_unflatten(vector, variables))) + damping * vector
 
         start = tf.where(finite, self.cg_decay * self.previous_update, 0)
-        iterates, values, cg_steps = conjugate_gradient(
+        iterates, values, saved, cg_steps = conjugate_gradient(
             apply_curvature, -gradient, start, self.max_cg_iterations, self.cg_tolerance
         )
 
-        # CG backtracking: from the last iterate back while the loss decreases.
-        def backtrack(j, best, best_loss, improving):
+        # CG backtracking (Martens 2010, §4.6): from the last iterate back while the
+        # loss decreases; non-finite losses (NaN/Inf: +inf here) are walked past.
+        def backtrack(j, best, best_loss, going):
             value = loss_at(iterates[j])
             better = value < best_loss
-            return (j - 1, tf.where(better, j, best), tf.where(better, value, best_loss), better)
+            going = better | ~tf.math.is_finite(value)
+            return (j - 1, tf.where(better, j, best), tf.where(better, value, best_loss), going)
 
-        last = tf.shape(iterates)[0] - 1
+        last = saved - 1
         _, best, new_loss, _ = tf.while_loop(
-            lambda j, best, best_loss, improving: improving & (j >= 0),
+            lambda j, best, best_loss, going: going & (j >= 0),
             backtrack,
             (last, last, tf.constant(math.inf, dtype), tf.constant(True)),
         )
@@ -236,18 +244,23 @@ class HessianFree(keras.optimizers.Optimizer):
             accepted = value <= loss_value + armijo * alpha * slope
             return trial + 1, tf.where(accepted, alpha, alpha * self.line_search_shrink), accepted
 
-        # A unit first step was evaluated by the backtracking already.
+        # The backtracking evaluated the loss at delta: with a unit first step size
+        # that is the line search's first trial, which is not evaluated again.
         initial = tf.cast(self.learning_rate, dtype)
+        unit_step = tf.equal(initial, 1)
         unit_step_accepted = (
-            finite & (slope < 0) & tf.equal(initial, 1)
-            & (new_loss <= loss_value + armijo * slope)
+            finite & (slope < 0) & unit_step & (new_loss <= loss_value + armijo * slope)
         )
         _, alpha, accepted = tf.while_loop(
             lambda trial, alpha, accepted: (
                 ~accepted & (trial < self.line_search_steps) & finite & (slope < 0)
             ),
             line_search,
-            (tf.constant(0), initial, unit_step_accepted),
+            (
+                tf.cast(unit_step, tf.int32),
+                tf.where(unit_step & ~unit_step_accepted, initial * self.line_search_shrink, initial),
+                unit_step_accepted,
+            ),
         )
         alpha = tf.where(accepted, alpha, tf.zeros_like(alpha))
         for variable, value in zip(variables, theta):

@@ -10,7 +10,9 @@ steps, shorter sequences or smaller networks where the paper's would not
 fit; it shows whether the paper's direction holds, not the paper's numbers.
 Most small experiments cap each run by its step count only, so their numbers
 do not depend on what else the machine runs; the others (`time_budget_s`)
-share a wall-clock budget. `paper` uses the paper's sizes and step
+share a wall-clock budget. `medium` (thesis fig. 4.1 only) runs the paper's
+network at one of its lengths with smaller batches, each run with its own
+budget (hours on a CPU). `paper` uses the paper's sizes and step
 counts (days on a CPU).
 """
 
@@ -24,11 +26,13 @@ import keras
 
 from rnnzoo.zoo.training import TrainConfig, train
 
-SCALES = ("small", "paper")
+SCALES = ("small", "medium", "paper")
 PAPER_TRAIN_SIZE = {"train_size": 100_000}
 """Longer-rnns §5 and layer-wise §4.1: 100,000 training sequences generated beforehand."""
 SMALL_BUDGET_S = 900.0
 """Time budget of a time-budgeted small-scale experiment, shared by its runs (see `run_experiment`)."""
+MEDIUM_RUN_BUDGET_S = 1800.0
+"""Time budget per run (and seed) of a medium-scale experiment."""
 
 
 @dataclasses.dataclass
@@ -58,6 +62,8 @@ class Experiment:
     small_time_budget_s: float = SMALL_BUDGET_S
     """Wall-clock budget the small scale shares among the runs; 0: none, every run stops at its
     step count (or on success), so the numbers do not depend on the machine's load."""
+    scales: tuple = ("small", "paper")
+    """The scales `runs` accepts (of `SCALES`)."""
 
 
 def _thesis_schedule(total_steps):
@@ -122,26 +128,31 @@ PATHOLOGICAL_PROBLEMS = (
 """Thesis §4.4's pathological problems 1-7 (the temporal order problem in its two variants)."""
 
 
+_FIG_4_1_SCALES = {  # lengths, units, gradient batch, CG cap, HF iterations, test sequences
+    "small": ((30, 50), 50, 1000, 60, 100, 1000),
+    "medium": ((100,), 100, 1000, 300, 2000, 2000),
+    "paper": ((30, 50, 100, 200), 100, 10_000, 300, 5000, 10_000),
+}
+
+
 def _fig_4_1(scale):
-    small = scale == "small"
-    lengths = (30, 50) if small else (30, 50, 100)
+    lengths, units, batch, cg, steps, test = _FIG_4_1_SCALES[scale]
     runs = []
     for seq_len in lengths:
         for label, task in PATHOLOGICAL_PROBLEMS:
-            # Thesis §4.4: lambda_0 = 0.1 with structural damping mu = 1/30, else 0.3.
+            # Thesis §4.4: lambda_0 = 0.1 with structural damping mu = 1/30, else 0.3;
+            # x T for the random permutation problem's per-step targets (medium, paper).
+            scaled = seq_len if task == "random_permutation" and scale != "small" else 1
             for structural, damping in ((0.0, 0.3), (1.0 / 30, 0.1)):
                 runs.append(Run(
                     label=f"{label} T={seq_len} {'structural' if structural else 'Tikhonov only'}",
                     config=TrainConfig(
                         model="rnn", task=task, seq_len=seq_len, optimizer="hf",
-                        hf_damping=damping, hf_structural_damping=structural,
-                        hf_curvature_fraction=0.1,
-                        hf_max_cg_iterations=60 if small else 300,
-                        batch_size=1000 if small else 10_000,
-                        train_steps=100 if small else 5000,
-                        eval_every=10, test_size=1000 if small else 10_000,
+                        hf_damping=damping * scaled, hf_structural_damping=structural,
+                        hf_curvature_fraction=0.1, hf_max_cg_iterations=cg,
+                        batch_size=batch, train_steps=steps, eval_every=10, test_size=test,
                     ),
-                    options={"units": 50 if small else 100},
+                    options={"units": units},
                     paper=("fewer minibatches, fewer failures" if structural
                            else "more failures as T grows"),
                     panel=f"{label} T={seq_len}",
@@ -315,11 +326,17 @@ EXPERIMENTS = {e.name: e for e in [
         "far fewer failures as T grows (fig. 4.1; no table).",
         _fig_4_1,
         small_time_budget_s=0.0,
+        scales=SCALES,
         differences="small: T=30/50, 50 tanh units, HF iterations on 1,000 sequences "
-                    "(curvature on 100), CG capped at 60 steps, at most 100 iterations per run "
-                    "(no time budget), 1 seed, 1,000 test sequences; the paper: 100 units, T = 30 to "
-                    "200, gradients on 10,000 sequences (curvature on 1,000), CG capped at 300, "
-                    "up to 50,000 minibatches, several seeds. Variable-length problems are fed "
+                    "(curvature on 100), CG capped at 60 steps, at most 100 iterations "
+                    "per run (no time budget), 1 seed, 1,000 test sequences; medium: T=100, the paper's 100 "
+                    "units and CG cap of 300, HF iterations on 1,000 sequences (curvature on "
+                    "100), at most 2,000 iterations and 1,800 s per run, 2,000 test sequences, "
+                    "lambda_0 x T for the random permutation problem as in §4.4; the paper: 100 "
+                    "units, T = 30 to 200, gradients on 10,000 sequences (curvature on 1,000), "
+                    "CG capped at 300, up to 50,000 minibatches, several seeds. The 5-bit "
+                    "memorisation problem samples its 32 sequences like the others instead of "
+                    "using all of them per iteration. Variable-length problems are fed "
                     "padded to 11T/10 steps and masked (rnnzoo.data's padded datasets). "
                     "Success is the thesis's: under 1% of the test sequences wrong (for the "
                     "memorisation problems: sequences with any wrongly recalled symbol).",
@@ -395,7 +412,8 @@ def run_experiment(name, scale="small", output_dir="reproduce", work_dir=None, s
         seeds: the seeds of every run (data and weights); the report gives each
             row's mean, range and success count over them.
         time_budget_s: shared by all runs and seeds (default: `SMALL_BUDGET_S`
-            for `small`, none for `paper`); each run gets what is left of it
+            for `small`, `MEDIUM_RUN_BUDGET_S` per run and seed for `medium`, none
+            for `paper`); each run gets what is left of it
             divided by the runs still to go, so a run that stops early (on
             success or at its step count) leaves its time to the later ones.
 
@@ -403,8 +421,11 @@ def run_experiment(name, scale="small", output_dir="reproduce", work_dir=None, s
         The path of the markdown report.
     """
     experiment = get_experiment(name)
-    if scale not in SCALES:
-        raise ValueError(f"Unknown scale {scale!r}; choose one of: {', '.join(SCALES)}.")
+    if scale not in experiment.scales:
+        raise ValueError(
+            f"Experiment {name!r} has no scale {scale!r}; choose one of: "
+            f"{', '.join(experiment.scales)}."
+        )
     seeds = tuple(seeds)
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise ValueError(f"seeds={seeds!r} must be distinct non-negative integers, e.g. (0, 1, 2).")
@@ -413,7 +434,8 @@ def run_experiment(name, scale="small", output_dir="reproduce", work_dir=None, s
     work_dir = work_dir or os.path.join(out, "runs")
     os.makedirs(out, exist_ok=True)
     if time_budget_s is None:
-        time_budget_s = experiment.small_time_budget_s if scale == "small" else 0.0
+        time_budget_s = {"small": experiment.small_time_budget_s,
+                         "medium": MEDIUM_RUN_BUDGET_S * len(jobs)}.get(scale, 0.0)
     started = time.monotonic()
     results = []
     for done, (index, run, seed) in enumerate(jobs):

@@ -87,6 +87,13 @@ class TrainConfig:
             pretraining included); the run stops after the step that exceeds
             it (and can be resumed).
         verbose: Keras progress bar (1), one line per round (2) or silent (0).
+        jit_compile: compile each training step with XLA (`True`/`False`);
+            `None`: Keras's `"auto"` (on only with a GPU). Hessian-free
+            steps compile too.
+        mixed_precision: build the model under Keras's `mixed_float16`
+            policy (float16 computations, float32 variables, loss scaling)
+            for first-order optimizers; Hessian-free keeps the model, and so
+            its curvature products and CG, in float32.
     """
 
     model: str = "irnn"
@@ -118,6 +125,8 @@ class TrainConfig:
     gradient_steps: tuple = ()
     max_seconds: float = 0.0
     verbose: int = 1
+    jit_compile: bool | None = None
+    mixed_precision: bool = False
 
     def run_description(self):
         """The fields that identify the run (a resumed run must keep them)."""
@@ -327,13 +336,25 @@ def _check_resumable(config, state, model_dir):
         )
 
 
+def dtype_policy(config):
+    """The Keras dtype policy the run's model is built under (see `TrainConfig.mixed_precision`)."""
+    if config.mixed_precision and config.optimizer != "hf":
+        return "mixed_float16"
+    return keras.config.dtype_policy().name
+
+
 def build_run(config, **model_options):
     """The family's `Built` for `config` (resolved by `resolve_config`), without training."""
     family = registry.get_family(config.model)
     config = resolve_config(config)
     family_config = registry.make_config(family, **model_options)
     keras.utils.set_random_seed(config.seed)
-    return family_config, family.build(config.model, family_config, config)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(dtype_policy(config))
+    try:
+        return family_config, family.build(config.model, family_config, config)
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def divergence_message(metrics):
@@ -393,6 +414,8 @@ def train(config, callbacks=(), **model_options):
                 time.monotonic() - pretraining_started, 3
             )
         model.compile(optimizer=make_optimizer(config), loss=built.loss)
+    if config.jit_compile is not None:  # also for a resumed run's restored model
+        model.jit_compile = config.jit_compile
     # The clock (wall_time_s, max_seconds) counts this invocation from its start,
     # model building and layer-wise pretraining included.
     run = _Run(config, built, model, checkpointer, state, start)
