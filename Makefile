@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo demo-addition test test-slow bench reproduce-small clean
+.PHONY: demo demo-addition test test-distributed test-slow bench reproduce-small clean
 
 $(INSTALLED): setup.py requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ demo-addition: $(INSTALLED)
 	$(VENV)/bin/rnnzoo-demo --demo=addition
 
 test: $(INSTALLED)
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow and not distributed" -q
+
+# Mirrored replicas on logical CPU devices and two local workers (a few minutes; CI runs it).
+test-distributed: $(INSTALLED)
+	$(PY) -m pytest -m distributed -q
 
 test-slow: $(INSTALLED)
 	$(PY) -m pytest -m slow -q

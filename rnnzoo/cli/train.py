@@ -27,7 +27,7 @@ quiet_tensorflow()
 
 from absl import app, flags  # noqa: E402
 
-from rnnzoo.zoo import registry  # noqa: E402
+from rnnzoo.zoo import distribution, registry  # noqa: E402
 from rnnzoo.zoo.optimizer_factory import MOMENTUM_SCHEDULES, OPTIMIZERS  # noqa: E402
 from rnnzoo.zoo.training import TrainConfig  # noqa: E402
 
@@ -76,6 +76,14 @@ flags.DEFINE_bool("jit_compile", _DEFAULTS.jit_compile, "Compile training steps 
                   "(Hessian-free included); unset: Keras's 'auto' (on with a GPU only).")
 flags.DEFINE_bool("mixed_precision", _DEFAULTS.mixed_precision, "Keras mixed_float16 for "
                   "first-order optimizers; --optimizer=hf keeps its model and curvature in float32.")
+
+flags.DEFINE_enum("distribution_strategy", _DEFAULTS.distribution_strategy, list(distribution.STRATEGIES),
+                  "default: one device; mirrored: this machine's GPUs (or --devices); "
+                  "multi_worker_mirrored: the hosts of TF_CONFIG (see docs/training.md).")
+flags.DEFINE_list("devices", [], "Devices of --distribution_strategy=mirrored, e.g. /gpu:0,/gpu:1 "
+                  "(default: every GPU, else the CPU).")
+flags.DEFINE_integer("logical_cpu_devices", 0, "Split the CPU into N logical devices /cpu:0.. "
+                     "(e.g. to run mirrored replicas without GPUs; 0: leave it whole).")
 
 _FLAG_TYPES = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string,
                bool: flags.DEFINE_bool}
@@ -165,6 +173,7 @@ def config_from_flags():
             gradient_steps=tuple(int(v) for v in FLAGS.gradient_steps),
             max_seconds=FLAGS.max_seconds, verbose=FLAGS.verbose,
             jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision,
+            distribution_strategy=FLAGS.distribution_strategy, devices=tuple(FLAGS.devices),
         )
     except ValueError as error:
         _fail(f"bad list flag value: {error}")
@@ -186,6 +195,8 @@ def main(argv):
     from rnnzoo.zoo.training import divergence_message, train
 
     try:
+        if FLAGS.logical_cpu_devices:
+            distribution.use_logical_cpu_devices(FLAGS.logical_cpu_devices)
         metrics = train(config, **options)
     except ValueError as error:
         _fail(str(error))

@@ -156,54 +156,47 @@ class HessianFree(keras.optimizers.Optimizer):
             before the step), `damping` (lambda after it), `rho`, `cg_steps`
             and `step_size` (the line search's alpha; 0 for a rejected step).
         """
+        return self._iterate(model, _LocalBatch(self, model, x, y, sample_weight))
+
+    def run_replicated_step(self, model, strategy, x, y, sample_weight=None):
+        """One HF iteration on a batch sharded over the replicas of a `tf.distribute` strategy.
+
+        Called in cross-replica context with per-replica `x`, `y`, `sample_weight`
+        (equal shards). The loss, gradient and every Gauss-Newton product are
+        computed by each replica on its shard (its curvature batch is the first
+        `curvature_fraction` of the shard) and averaged over the replicas; CG,
+        backtracking, the damping update and the line search then run once, so
+        every replica holds the same weights and optimizer state. Returns what
+        `run_step` returns, with `y_pred` per replica.
+        """
+        return self._iterate(model, _ReplicatedBatch(self, model, strategy, x, y, sample_weight))
+
+    def _iterate(self, model, batch):
         variables = trainable_variables(model)
         if model.loss is None:
             raise ValueError("Compile the model with a loss before training with HessianFree.")
-        loss = matching_loss(model.loss)
         if not self.built:
             self.build(variables)
         dtype = self.previous_update.dtype
         theta = [tf.identity(v.value) for v in variables]
 
-        def objective(x, y, sample_weight):
-            y_pred = model(x, training=False)
-            outputs = tf.cast(loss.linear_outputs(y_pred), dtype)
-            value = loss.value(y, outputs, sample_weight=sample_weight)
-            if model.losses:
-                value = value + tf.cast(tf.add_n(model.losses), dtype)
-            return value, y_pred
-
         def loss_at(delta):
             """The batch loss at theta + delta (leaves the weights there); NaN/Inf -> +inf."""
             for variable, start, change in zip(variables, theta, _unflatten(delta, variables)):
                 variable.assign(start + change)
-            value, _ = objective(x, y, sample_weight)
+            value = batch.loss()
             return tf.where(tf.math.is_finite(value), value, tf.constant(math.inf, dtype))
 
-        with tf.GradientTape() as tape:
-            loss_value, y_pred = objective(x, y, sample_weight)
-        gradient = _flatten(tape.gradient(loss_value, variables, unconnected_gradients="zero"))
+        loss_value, gradient, y_pred = batch.loss_and_gradient()
         finite = tf.math.is_finite(loss_value) & tf.reduce_all(tf.math.is_finite(gradient))
         gradient = tf.where(finite, gradient, tf.zeros_like(gradient))
 
-        batch = tf.shape(tree.flatten(x)[0])[0]
-        curvature_size = tf.maximum(
-            1, tf.cast(tf.math.ceil(self.curvature_fraction * tf.cast(batch, tf.float32)), tf.int32)
-        )
-
-        def head(tensor):
-            return None if tensor is None else tensor[:curvature_size]
-
-        x_c, y_c, weight_c = (tree.map_structure(head, t) for t in (x, y, sample_weight))
         damping = tf.identity(self.damping.value)
         structural = damping * self.structural_damping if self.structural_damping else 0.0
-
-        product = gauss_newton_operator(
-            model, loss, x_c, structural, y=y_c, sample_weight=weight_c
-        )
+        product = batch.curvature(structural)
 
         def apply_curvature(vector):
-            return _flatten(product(_unflatten(vector, variables))) + damping * vector
+            return product(vector) + damping * vector
 
         start = tf.where(finite, self.cg_decay * self.previous_update, 0)
         iterates, values, saved, cg_steps = conjugate_gradient(
@@ -292,3 +285,94 @@ class HessianFree(keras.optimizers.Optimizer):
             "line_search_shrink": self.line_search_shrink,
             "line_search_steps": self.line_search_steps,
         }
+
+
+class _LocalBatch:
+    """The batch's loss, gradient and Gauss-Newton products on one device."""
+
+    def __init__(self, optimizer, model, x, y, sample_weight):
+        self.optimizer = optimizer
+        self.model = model
+        self.batch = (x, y, sample_weight)
+        self.matching = matching_loss(model.loss)
+        self.variables = trainable_variables(model)
+        self.dtype = self.variables[0].dtype
+
+    def objective(self, x, y, sample_weight):
+        """`(loss at the current weights, predictions)` on one batch, in the variables' dtype."""
+        y_pred = self.model(x, training=False)
+        outputs = tf.cast(self.matching.linear_outputs(y_pred), self.dtype)
+        value = self.matching.value(y, outputs, sample_weight=sample_weight)
+        if self.model.losses:
+            value = value + tf.cast(tf.add_n(self.model.losses), self.dtype)
+        return value, y_pred
+
+    def loss(self):
+        return self.objective(*self.batch)[0]
+
+    def loss_and_gradient(self):
+        return self.shard_loss_and_gradient(*self.batch)
+
+    def shard_loss_and_gradient(self, x, y, sample_weight):
+        with tf.GradientTape() as tape:
+            value, y_pred = self.objective(x, y, sample_weight)
+        gradient = tape.gradient(value, self.variables, unconnected_gradients="zero")
+        return value, _flatten(gradient), y_pred
+
+    def shard_operator(self, x, y, sample_weight, structural):
+        """`G v` (flat) on the curvature batch: the first `curvature_fraction` of this batch."""
+        size = tf.shape(tree.flatten(x)[0])[0]
+        curvature_size = tf.maximum(1, tf.cast(
+            tf.math.ceil(self.optimizer.curvature_fraction * tf.cast(size, tf.float32)), tf.int32
+        ))
+
+        def head(tensor):
+            return None if tensor is None else tensor[:curvature_size]
+
+        x_c, y_c, weight_c = (tree.map_structure(head, t) for t in (x, y, sample_weight))
+        product = gauss_newton_operator(
+            self.model, self.matching, x_c, structural, y=y_c, sample_weight=weight_c
+        )
+        return lambda vector: _flatten(product(_unflatten(vector, self.variables)))
+
+    def curvature(self, structural):
+        return self.shard_operator(*self.batch, structural)
+
+
+class _ReplicatedBatch(_LocalBatch):
+    """The same quantities, each replica's on its shard, averaged over the replicas.
+
+    Keras divides a loss by the replicas in sync when it is computed in a replica
+    context (`matching_losses` undoes that), so each replica's value is its shard's
+    mean and the replicas' mean is the global batch's.
+    """
+
+    def __init__(self, optimizer, model, strategy, x, y, sample_weight):
+        super().__init__(optimizer, model, x, y, sample_weight)
+        self.strategy = strategy
+
+    def _mean(self, per_replica):
+        return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+
+    def loss(self):
+        return self._mean(self.strategy.run(lambda *b: self.objective(*b)[0], args=self.batch))
+
+    def loss_and_gradient(self):
+        value, gradient, y_pred = self.strategy.run(self.shard_loss_and_gradient, args=self.batch)
+        return self._mean(value), self._mean(gradient), y_pred
+
+    def curvature(self, structural):
+        operators = {}  # replica id -> that replica's operator over its recorded forward pass
+
+        def build(x, y, sample_weight):
+            operators[_replica_id()] = self.shard_operator(x, y, sample_weight, structural)
+
+        self.strategy.run(build, args=self.batch)
+        return lambda vector: self._mean(
+            self.strategy.run(lambda v: operators[_replica_id()](v), args=(vector,))
+        )
+
+
+def _replica_id():
+    replica = tf.get_static_value(tf.distribute.get_replica_context().replica_id_in_sync_group)
+    return int(replica)

@@ -93,8 +93,12 @@ class MatchingLoss:
         return logits
 
     def value(self, y_true, outputs, sample_weight=None):
-        """The loss at the linear outputs `outputs`, in their dtype."""
-        return self.loss(outputs.dtype)(y_true, outputs, sample_weight=sample_weight)
+        """The loss at the linear outputs `outputs`, in their dtype: the mean over the batch
+        given, also in a replica context of a `tf.distribute` strategy (where a Keras loss
+        is divided by the replicas in sync, which is undone here)."""
+        value = self.loss(outputs.dtype)(y_true, outputs, sample_weight=sample_weight)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return value * replicas if replicas > 1 else value
 
     def placeholder_targets(self, outputs):
         """Targets for evaluating the output Hessian when none are given.

@@ -17,6 +17,7 @@ from typing import Callable
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 LOWER = "lower"
 HIGHER = "higher"
@@ -123,7 +124,10 @@ def evaluate(model, built):
             ys.append(np.asarray(y))
             weights.append(None if weight is None else np.asarray(weight))
             predictions.append(np.asarray(model(x, training=False)))
-        losses = [float(built.loss(y, p, sample_weight=w)) * len(y)
+        # Inside a tf.distribute scope Keras divides every loss by the replicas in sync
+        # (its per-replica scaling, keras/src/losses/loss.py); the test loss is the plain mean.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        losses = [float(built.loss(y, p, sample_weight=w)) * replicas * len(y)
                   for y, p, w in zip(ys, predictions, weights)]
         values["test_loss"] = finite_or_none(sum(losses) / sum(len(y) for y in ys))
         y_true, y_pred = np.concatenate(ys), np.concatenate(predictions)

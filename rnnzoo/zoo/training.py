@@ -25,13 +25,15 @@ checkpoint (e.g. with a lower `--learning_rate`).
 import dataclasses
 import math
 import os
+import shutil
+import tempfile
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from rnnzoo.zoo import evaluation, registry
+from rnnzoo.zoo import distribution, evaluation, registry
 from rnnzoo.zoo.checkpoint import Checkpointer
 from rnnzoo.zoo.optimizer_factory import (
     DEFAULT_CLIP_NORM,
@@ -94,6 +96,13 @@ class TrainConfig:
             policy (float16 computations, float32 variables, loss scaling)
             for first-order optimizers; Hessian-free keeps the model, and so
             its curvature products and CG, in float32.
+        distribution_strategy: `default` (one device), `mirrored` (the
+            local GPUs or `devices`) or `multi_worker_mirrored` (the hosts of
+            `TF_CONFIG`); see `rnnzoo.zoo.distribution`. Each step's global
+            batch of `batch_size` is split into equal shards, one per replica;
+            only the chief writes checkpoints, metrics and summaries.
+        devices: device names of the `mirrored` strategy (empty: every GPU,
+            else the CPU).
     """
 
     model: str = "irnn"
@@ -127,6 +136,8 @@ class TrainConfig:
     verbose: int = 1
     jit_compile: bool | None = None
     mixed_precision: bool = False
+    distribution_strategy: str = "default"
+    devices: tuple = ()
 
     def run_description(self):
         """The fields that identify the run (a resumed run must keep them)."""
@@ -177,6 +188,16 @@ def check_config(config):
         _positive_int(name, getattr(config, name))
     if not config.model_dir:
         raise ValueError("model_dir is empty; pass a directory, e.g. --model_dir=/tmp/run1.")
+    if config.distribution_strategy not in distribution.STRATEGIES:
+        raise ValueError(
+            f"distribution_strategy={config.distribution_strategy!r} is none of "
+            f"{', '.join(distribution.STRATEGIES)}."
+        )
+    if config.distribution_strategy == "multi_worker_mirrored" and config.max_seconds:
+        raise ValueError(
+            f"max_seconds={config.max_seconds} cannot stop workers at the same step (each has its "
+            "own clock); bound a multi-worker run by --train_steps instead."
+        )
 
 
 def _all_finite(variables):
@@ -216,8 +237,9 @@ class _RoundEnd(keras.callbacks.Callback):
 class _Run:
     """State of one `train` call (step, clock, history, divergence)."""
 
-    def __init__(self, config, built, model, checkpointer, state, start):
+    def __init__(self, config, built, model, checkpointer, state, start, chief=True):
         self.config = config
+        self.chief = chief
         self.built = built
         self.model = model
         self.checkpointer = checkpointer
@@ -232,7 +254,8 @@ class _Run:
         self.last_train_loss = None
         self.diverged = False
         self.metrics = None
-        self.writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "tensorboard"))
+        self.writer = (tf.summary.create_file_writer(os.path.join(config.model_dir, "tensorboard"))
+                       if chief else tf.summary.create_noop_writer())
 
     def wall_time(self):
         return self.previous_seconds + time.monotonic() - self.start
@@ -250,8 +273,23 @@ class _Run:
         }
 
     def checkpoint(self):
-        """Saves the model and the run state (atomically); the last good checkpoint from now on."""
-        self.checkpointer.save(self.model, {
+        """Saves the model and the run state (atomically); the last good checkpoint from now on.
+
+        A worker other than the chief saves into a directory it then deletes: saving
+        reads distributed variables, which every worker of a multi-worker strategy does
+        together."""
+        self.good_step = self.step
+        if self.chief:
+            self._save(self.checkpointer)
+            return
+        scratch = tempfile.mkdtemp(prefix="rnnzoo-worker-checkpoint-")
+        try:
+            self._save(Checkpointer(scratch))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _save(self, checkpointer):
+        checkpointer.save(self.model, {
             "step": self.step,
             "wall_time_s": round(self.wall_time(), 3),
             "train_seconds": round(self.train_seconds, 3),
@@ -259,7 +297,6 @@ class _Run:
             "extra": self.extra,
             "config": dataclasses.asdict(self.config),
         })
-        self.good_step = self.step
 
     def diverge(self, what):
         """Records a divergence at the current step; the last good checkpoint is left as it is."""
@@ -277,7 +314,8 @@ class _Run:
             "last_good_step": self.good_step,
             **self.describe(),
         }
-        self.checkpointer.save_metrics(self.metrics)
+        if self.chief:
+            self.checkpointer.save_metrics(self.metrics)
 
     def finish_round(self):
         """Evaluates, writes summaries, metrics and a checkpoint; True to stop early."""
@@ -303,7 +341,8 @@ class _Run:
         self.writer.flush()
         self.metrics = {**entry, "diverged": False, **self.describe()}
         self.checkpoint()
-        self.checkpointer.save_metrics(self.metrics)
+        if self.chief:
+            self.checkpointer.save_metrics(self.metrics)
         if self.config.verbose == 2:
             shown = ", ".join(f"{k}={_format(v)}" for k, v in result.items())
             print(f"step {self.step}: {shown}", flush=True)
@@ -391,6 +430,12 @@ def train(config, callbacks=(), **model_options):
     config = resolve_config(config)
     checkpointer = Checkpointer(config.model_dir)
     state = checkpointer.state()
+    strategy = distribution.make_strategy(config.distribution_strategy, config.devices)
+    with strategy.scope():  # the model, its optimizer and metrics hold distributed variables
+        return _train(config, callbacks, model_options, checkpointer, state, strategy, start)
+
+
+def _train(config, callbacks, model_options, checkpointer, state, strategy, start):
     family_config, built = build_run(config, **model_options)
     if state is not None:
         _check_resumable(config, state, config.model_dir)
@@ -418,7 +463,7 @@ def train(config, callbacks=(), **model_options):
         model.jit_compile = config.jit_compile
     # The clock (wall_time_s, max_seconds) counts this invocation from its start,
     # model building and layer-wise pretraining included.
-    run = _Run(config, built, model, checkpointer, state, start)
+    run = _Run(config, built, model, checkpointer, state, start, distribution.is_chief(strategy))
     if not run.step:
         run.checkpoint()  # step 0: a good checkpoint to fall back on from the first step
     if built.description and config.verbose:
@@ -426,6 +471,8 @@ def train(config, callbacks=(), **model_options):
     dataset = built.train_dataset
     if run.step:
         dataset = dataset.skip(run.step)
+    if distribution.is_distributed(strategy):
+        dataset = distribution.distribute_train_dataset(strategy, dataset, config.batch_size)
     all_callbacks = [_RoundEnd(run), *callbacks]
     if config.gradient_steps:
         from rnnzoo.zoo.gradient_propagation import GradientPropagation
