@@ -12,7 +12,7 @@ C = ArmConfig()
 
 
 def numpy_step(x, u, c=C):
-    """Li & Todorov's arm written out directly: M theta'' + C + B theta' = tau, semi-implicit Euler."""
+    """Li & Todorov's arm written out: M theta'' + C + B theta' = tau, semi-implicit Euler."""
     th1, th2, d1, d2 = x
     a1 = c.i1 + c.i2 + c.m2 * c.l1 ** 2
     a2 = c.m2 * c.l1 * c.s2
@@ -107,7 +107,8 @@ def _energy_deviation(dt, seconds=1.0):
         x, deviation = x0, tf.constant(0.0, tf.float64)
         for _ in tf.range(int(round(seconds / dt))):
             x = arm.step(x, tf.zeros([2, 2], tf.float64))
-            deviation = tf.maximum(deviation, tf.reduce_max(tf.abs(arm.kinetic_energy(x) - e0) / e0))
+            change = tf.reduce_max(tf.abs(arm.kinetic_energy(x) - e0) / e0)
+            deviation = tf.maximum(deviation, change)
         return deviation
 
     return float(worst())

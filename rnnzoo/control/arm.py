@@ -118,7 +118,7 @@ class TwoLinkArm:
         return tf.stack([tf.stack([m11, m12], -1), tf.stack([m12, m22], -1)], -2)
 
     def coriolis(self, state):
-        """`C(theta', phi) = a2 sin phi [-phi' (2 theta_s' + phi'), theta_s'^2]`, shape `(..., 2)`."""
+        """`C = a2 sin phi [-phi' (2 theta_s' + phi'), theta_s'^2]`, shape `(..., 2)`."""
         state = tf.convert_to_tensor(state)
         sin = tf.sin(state[..., 1])
         ds, de = state[..., 2], state[..., 3]
