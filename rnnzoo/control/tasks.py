@@ -87,11 +87,11 @@ class ReachTask(abc.ABC):
     def batch(self, rng, size=None):
         """A `ReachBatch` drawn with the numpy Generator `rng` (`size`: the task's default)."""
 
-    def batches(self, seed):
-        """Endless seeded generator of training batches."""
+    def batches(self, seed, size=None):
+        """Endless seeded generator of training batches (`size`: the task's default)."""
         rng = np.random.default_rng(seed)
         while True:
-            yield self.batch(rng)
+            yield self.batch(rng, size)
 
     def test_batch(self, seed, size=None):
         """The fixed evaluation batch of `seed` (a stream apart from the training batches')."""
