@@ -1,4 +1,4 @@
-"""The arm-control family (thesis ch. 6): `--model=arm_controller` on `center_out`, `postural`, `ddn`.
+"""The arm-control family (thesis ch. 6): `--model=arm_controller`, tasks center_out|postural|ddn.
 
     rnnzoo-train --model=arm_controller --task=center_out --optimizer=hf \
         --train_steps=200 --eval_every=20 --model_dir=/tmp/arm_co
