@@ -93,6 +93,12 @@ def test_family_options_reach_the_task():
         task_options("center_out", config)
     with pytest.raises(ValueError, match="train on center_out, postural, ddn only"):
         build_run(TrainConfig(model="arm_controller", task="addition", model_dir="/tmp/x"))
+    with pytest.raises(ValueError, match="drop --mixed_precision"):
+        build_run(TrainConfig(model="arm_controller", mixed_precision=True, model_dir="/tmp/x"),
+                  units=2)
+    with pytest.raises(ValueError, match="pass --hf_structural_damping=0"):
+        build_run(TrainConfig(model="arm_controller", optimizer="hf", hf_structural_damping=0.3,
+                              model_dir="/tmp/x"), units=2)
 
 
 @pytest.fixture

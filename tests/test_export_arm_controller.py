@@ -105,6 +105,7 @@ def test_control_step_over_grpc_steps_a_plant_like_the_exported_closed_loop(run,
             client.control_step("arm", [[0.0, 0.0]], TARGET[:1])
 
 
+@pytest.mark.slow  # a second process importing TensorFlow
 def test_query_control_drives_the_local_plant_and_prints_the_final_error(run, server):
     _, layer = run
     result = subprocess.run(

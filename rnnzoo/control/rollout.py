@@ -87,12 +87,12 @@ def rollout(controller, arm, batch=None, *, initial_state=None, target=None, ste
         raise ValueError(f"`steps` must be a positive integer, got {steps!r}.")
     if controller_state is None:
         controller_state = controller.initial_state(tf.shape(state)[0], state.dtype)
+    disturbances = [None] * steps if disturbance is None else tf.unstack(disturbance, axis=1)
+    noises = [None] * steps if torque_noise is None else tf.unstack(torque_noise, axis=1)
     trajectory, commands, torques = [state], [], []
-    for t in range(steps):
+    for t, (d, xi) in enumerate(zip(disturbances, noises)):
         observation = trajectory[max(t - delay, 0)]
         command, controller_state = controller.step(observation, target, controller_state)
-        d = None if disturbance is None else disturbance[:, t]
-        xi = None if torque_noise is None else torque_noise[:, t]
         applied = arm.applied_torque(state, command, d, xi)
         commands.append(command)
         torques.append(applied)

@@ -116,6 +116,18 @@ def final_hand_error(layer, batch):
 
 def build(model_name, config, train_config):
     """`Built` closed-loop controller of `train_config.task` (see the module docstring)."""
+    if train_config.mixed_precision:
+        raise ValueError(
+            "mixed_precision does not apply to arm_controller: the arm is integrated through "
+            "the controller's dtype, and float16 Euler steps lose the reach; drop "
+            "--mixed_precision."
+        )
+    if train_config.optimizer == "hf" and train_config.hf_structural_damping:
+        raise ValueError(
+            f"hf_structural_damping={train_config.hf_structural_damping} does not apply to "
+            "arm_controller: its closed loop has no Keras recurrent layers whose hidden states "
+            "structural damping (thesis §4.2.3) would record; pass --hf_structural_damping=0."
+        )
     layer = ClosedLoop(
         config.units, train_config.task, task_options(train_config.task, config,
                                                       train_config.seq_len),

@@ -83,10 +83,10 @@ class ArmController(keras.layers.Layer):
         if not self.built:
             self.build()
         inputs = tf.concat([observation, target], -1)
-        h1 = tf.tanh(tf.matmul(inputs, self.w1) + tf.matmul(state[:, :self.units], self.u1)
-                     + self.b1)
+        previous1, previous2 = tf.split(state, 2, axis=-1)
+        h1 = tf.tanh(tf.matmul(inputs, self.w1) + tf.matmul(previous1, self.u1) + self.b1)
         h2 = tf.tanh(tf.matmul(h1, self.w2) + tf.matmul(inputs, self.s2)
-                     + tf.matmul(state[:, self.units:], self.u2) + self.b2)
+                     + tf.matmul(previous2, self.u2) + self.b2)
         return tf.matmul(h2, self.v) + self.c, tf.concat([h1, h2], -1)
 
     def call(self, inputs):
