@@ -111,6 +111,7 @@ class ReachTask(abc.ABC):
         return self.state_residual_size() + 2 * self.steps
 
     def state_residual_size(self):
+        """The static length of `state_residuals`."""
         return 4
 
     def loss(self, trajectory, commands, target):

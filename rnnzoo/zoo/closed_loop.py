@@ -128,14 +128,14 @@ class ClosedLoop(keras.layers.Layer):
         self.controller.build()
         super().build(input_shape)
 
-    def rollout(self, inputs, delay=None):
-        """`rnnzoo.control.Rollout` of the controller on `inputs` (dict or `ReachBatch`)."""
+    def rollout(self, inputs):
+        """`rnnzoo.control.Rollout` of the controller on `inputs` (dict or `ReachBatch`), with the
+        task's feedback delay."""
         if isinstance(inputs, dict):
             inputs = {name: inputs[name] for name in INPUT_NAMES}
         else:
             inputs = {name: getattr(inputs, name) for name in INPUT_NAMES}
-        return rollout(self.controller, self.arm,
-                       delay=self.task.delay if delay is None else delay, **inputs)
+        return rollout(self.controller, self.arm, delay=self.task.delay, **inputs)
 
     def call(self, inputs):
         result = self.rollout(inputs)
