@@ -1,7 +1,7 @@
 """Imports go one way (ARCHITECTURE.md, "Layout"): `export/` may import `zoo/`, never the reverse;
 `zoo/` never imports `export/`, `serving/` or `cli/`; `serving/` imports nothing else of rnnzoo;
-the building blocks (`data/`, `decoding/`, `layers/`, `optimizers/`, `initializers/`) import none
-of `zoo/`, `export/`, `serving/`, `cli/`; nothing imports `cli/`. Read from the sources with `ast`, imports inside functions included."""
+the building blocks (`data/`, `decoding/`, `layers/`, `optimizers/`, `initializers/`,
+`control/`) import none of `zoo/`, `export/`, `serving/`, `cli/`; nothing imports `cli/`. Read from the sources with `ast`, imports inside functions included."""
 
 import ast
 import pathlib
@@ -15,7 +15,8 @@ _ABOVE_THE_BLOCKS = ("zoo", "export", "serving", "cli")
 
 RULES = {
     **{block: (lambda target: target not in _ABOVE_THE_BLOCKS)
-       for block in ("data", "decoding", "layers", "optimizers", "initializers")},
+       for block in ("data", "decoding", "layers", "optimizers", "initializers",
+                     "control")},
     "zoo": lambda target: target not in ("export", "serving", "cli"),
     "export": lambda target: target != "cli",
     "serving": lambda target: False,

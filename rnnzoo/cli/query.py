@@ -3,9 +3,15 @@
   rnnzoo-query --model=char_lm generate --prompt="def " --max_length=80 --temperature=0.8
   rnnzoo-query --model=char_lm score --text="import os"
   rnnzoo-query --model=translator translate --source="Open the file"
-  rnnzoo-query --model=arm control --observation='[[0,0,0,0]]' --target='[[0.5,1.2,0,0]]'   # control_step
+  rnnzoo-query --model=arm control --observation='[[0.785,1.571,0,0]]' --target='[[0.5,1.2,0,0]]' --steps=40
   rnnzoo-query --model=toy predict --inputs='{"x": [[1, 2, 3]]}' --signature=serving_default
   rnnzoo-query --model=toy status | metadata
+
+`control` drives the served controller (`control_step`) against the local plant
+(`rnnzoo.control.TwoLinkArm`, default constants) for `--steps` ticks from the arm state
+`--observation`, one request per tick, the controller seeing the state `--delay` ticks old, and
+prints the torques, the trajectory, the final controller state and the final errors (state
+distance to the target, and hand distance in metres); `--steps=1` is a single `control_step`.
 
 Prints one JSON document on stdout; a refused request prints the server's status code and
 message on stderr and exits 1.
@@ -36,6 +42,8 @@ _SOURCE = flags.DEFINE_multi_string("source", [], "translate: a source sentence 
 _OBSERVATION = flags.DEFINE_string("observation", None, "control: JSON [batch, 4] arm state.")
 _TARGET = flags.DEFINE_string("target", None, "control: JSON [batch, 4] target state.")
 _STATE = flags.DEFINE_string("state", None, "control: JSON [batch, s] recurrent state (default zeros).")
+_STEPS = flags.DEFINE_integer("steps", 40, "control: ticks to drive the local plant (>= 1).")
+_DELAY = flags.DEFINE_integer("delay", 0, "control: feedback delay in ticks (>= 0).")
 _INPUTS = flags.DEFINE_string("inputs", None, 'predict: JSON {"alias": value}; strings as text or {"b64": ...}.')
 
 COMMANDS = ("generate", "score", "translate", "control", "predict", "status", "metadata")
@@ -97,11 +105,7 @@ def execute(command: str, client) -> object:
             raise app.UsageError("translate needs at least one --source")
         return {"translations": [[{"text": t, "score": s} for t, s in beam] for beam in client.translate(model, _SOURCE.value, **where)]}
     if command == "control":
-        torque, state = client.control_step(
-            model, _json_flag(_OBSERVATION, "observation"), _json_flag(_TARGET, "target"),
-            _json_flag(_STATE, "state", required=False), **where,
-        )
-        return {"torque": torque.tolist(), "state": state.tolist()}
+        return _drive_plant(client, model, where)
     if command == "predict":
         inputs = _json_flag(_INPUTS, "inputs")
         if not isinstance(inputs, dict):
@@ -114,6 +118,32 @@ def execute(command: str, client) -> object:
     from google.protobuf import json_format
 
     return {name: json_format.MessageToDict(sig) for name, sig in client.signatures(model, version, label).items()}
+
+
+def _drive_plant(client, model, where):
+    """`control`: the served controller closing the loop through the local plant."""
+    import numpy as np
+
+    from rnnzoo.control import TwoLinkArm
+
+    if _STEPS.value < 1 or _DELAY.value < 0:
+        raise app.UsageError(f"--steps must be >= 1 and --delay >= 0, got {_STEPS.value} and "
+                             f"{_DELAY.value}")
+    arm = TwoLinkArm()
+    target = np.asarray(_json_flag(_TARGET, "target"), np.float64)
+    trajectory = [np.asarray(_json_flag(_OBSERVATION, "observation"), np.float64)]
+    state, torques = _json_flag(_STATE, "state", required=False), []
+    for t in range(_STEPS.value):
+        observation = trajectory[max(t - _DELAY.value, 0)]
+        torque, state = client.control_step(model, observation.astype(np.float32),
+                                            target.astype(np.float32), state, **where)
+        torques.append(torque)
+        trajectory.append(arm.step(trajectory[-1], torque.astype(np.float64)).numpy())
+    final = trajectory[-1]
+    hand_error = np.linalg.norm((arm.hand_position(final) - arm.hand_position(target)).numpy(), axis=-1)
+    return {"torques": np.stack(torques, 1).tolist(), "trajectory": np.stack(trajectory, 1).tolist(),
+            "state": state.tolist(), "final_error": np.linalg.norm(final - target, axis=-1).tolist(),
+            "final_hand_error": hand_error.tolist()}
 
 
 def main(argv):

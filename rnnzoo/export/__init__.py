@@ -6,11 +6,13 @@
 - `export_keras_model`: a Keras model's forward pass, the `predict` contract (`serving_default`).
 - `export_char_lm`, `export_model_dir`: character language models (`generate`, `score`).
 - `export_translator`: seq2seq translation models (`translate`, beam search with n-best lists).
+- `export_controller`: arm controllers (`control_step`, `control_sequence`; thesis ch. 6).
 - `check_serving_parity`: fails on what stock TF Serving cannot run; `check_contracts`: fails on
   signatures that differ from `rnnzoo.serving.signatures`.
 - `write_warmup_requests`: `assets.extra/tf_serving_warmup_requests`.
 """
 
+from rnnzoo.export.arm_controller import export_controller
 from rnnzoo.export.char_lm import export_char_lm, export_model_dir
 from rnnzoo.export.contract_check import check_contracts
 from rnnzoo.export.parity import ServingParityError, check_serving_parity, save_for_serving
@@ -25,6 +27,7 @@ __all__ = [
     "check_contracts",
     "check_serving_parity",
     "export_char_lm",
+    "export_controller",
     "export_keras_model",
     "export_model_dir",
     "export_run",
