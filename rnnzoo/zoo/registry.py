@@ -27,6 +27,7 @@ FAMILY_MODULES = (
     "rnnzoo.zoo.autoencoder",
     "rnnzoo.zoo.char_lm",
     "rnnzoo.zoo.translation",
+    "rnnzoo.zoo.rtrbm",
 )
 """Modules imported by `load_families()`; a missing optional one is skipped."""
 
