@@ -45,7 +45,7 @@ def _check_count(name, value, hint, minimum=1):
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}. {hint}")
 
 
-def _random(kind, shape, seed, salt):
+def _random(kind, shape, seed, salt, dtype=tf.float32):
     """Stateless `uniform` or `normal` draws of `shape` (`[batch, ...]`).
 
     `seed`: scalar (one stream for the batch) or `[batch]` vector (one stream per row);
@@ -55,14 +55,14 @@ def _random(kind, shape, seed, salt):
     seed = tf.cast(seed, tf.int64)
     salt = tf.cast(salt, tf.int64)
     if seed.shape.rank == 0:
-        return draw(shape, tf.stack([seed, salt]))
+        return draw(shape, tf.stack([seed, salt]), dtype=dtype)
     row_shape = shape[1:]
-    return tf.map_fn(lambda s: draw(row_shape, tf.stack([s, salt])), seed,
-                     fn_output_signature=tf.float32)
+    return tf.map_fn(lambda s: draw(row_shape, tf.stack([s, salt]), dtype=dtype), seed,
+                     fn_output_signature=dtype)
 
 
 def _bernoulli(probabilities, seed, salt):
-    uniform = _random("uniform", tf.shape(probabilities), seed, salt)
+    uniform = _random("uniform", tf.shape(probabilities), seed, salt, probabilities.dtype)
     return tf.cast(uniform < probabilities, probabilities.dtype)
 
 
@@ -238,7 +238,7 @@ class TemporalRBM(keras.layers.Layer):
     def _sample_visible(self, mean, seed, salt):
         if self.visible == "binary":
             return _bernoulli(mean, seed, salt)
-        return mean + _random("normal", tf.shape(mean), seed, salt)
+        return mean + _random("normal", tf.shape(mean), seed, salt, mean.dtype)
 
     def gibbs(self, frames, biases, steps, seed, salt=0):
         """k steps of block Gibbs sampling in every step's RBM at once (the biases do not depend
@@ -284,7 +284,7 @@ class TemporalRBM(keras.layers.Layer):
         frames = self._check_frames(frames)
         if not self.sampled_history:
             return self._chain(frames, mask)[1]
-        uniforms = _random("uniform", tf.concat([tf.shape(frames)[:2], [self.units]], 0), seed, -1)
+        uniforms = _random("uniform", tf.concat([tf.shape(frames)[:2], [self.units]], 0), seed, -1, frames.dtype)
         chain, _ = self._chain(frames, mask, uniforms=uniforms)
         chain = tf.stop_gradient(chain)
         batch = tf.shape(frames)[0]
