@@ -215,9 +215,9 @@ class TemporalRBM(keras.layers.Layer):
     def last_state(self, frames):
         """r_t after the last frame `(batch, units)`; h_0 for sequences of no frames."""
         frames = self._check_frames(frames)
-        chain, _ = self._chain(frames)
         r0 = tf.broadcast_to(self.initial_hidden, [tf.shape(frames)[0], self.units])
-        return tf.concat([r0[:, None], chain], axis=1)[:, -1]
+        # a graph cannot stack the chain of an empty sequence when the batch size is unknown
+        return tf.cond(tf.shape(frames)[1] > 0, lambda: self._chain(frames)[0][:, -1], lambda: r0)
 
     # ------------------------------------------------------- the step's RBM
 
