@@ -54,11 +54,12 @@ def main():
     config = RTRBMConfig(units=args.units, cd_steps=args.cd_steps, initial_cd_updates=0)
     for model_name in ("rtrbm", "trbm"):
         for xla in (False, True):
-            model = build_model(model_name, config, pixels, args.frames)
+            model = build_model(model_name, config, pixels)
             model.compile(keras.optimizers.SGD(0.01, momentum=0.9), jit_compile=xla)
             models[f"{model_name} CD-{args.cd_steps}{' + BPTT' if model_name == 'rtrbm' else ''}, "
                    f"XLA {'on' if xla else 'off'}"] = (model, rbm_data)
 
+    load_before = os.getloadavg()[0]
     samples = {}
     for key, (model, dataset) in models.items():
         samples.update(interleaved_throughput({key: model}, dataset, 1, args.steps, 1))
@@ -77,6 +78,7 @@ def main():
         "timed_updates": args.steps,
         "rounds": args.rounds,
         "machine": machine_description(),
+        "load_average_1min": {"start": round(load_before, 2), "end": round(os.getloadavg()[0], 2)},
         "results": [
             {
                 "model": name,

@@ -16,7 +16,7 @@ import tensorflow as tf
 from rnnzoo.data.bouncing_balls import BouncingBalls, render, trajectory, video
 from rnnzoo.zoo import registry
 from rnnzoo.zoo.rtrbm import RTRBMConfig, build_model
-from rnnzoo.zoo.training import TrainConfig, train
+from rnnzoo.zoo.training import TrainConfig, evaluate_checkpoint, train
 
 TINY = dict(units=12, pretrain_steps=3, pretrain_sequences=2, pretrain_batch_size=10, initial_cd_updates=2,
             initial_cd_steps=1, cd_steps=2, prediction_gibbs_steps=2)
@@ -60,7 +60,7 @@ def test_training_streams_are_fresh_or_a_fixed_set_and_bad_sizes_are_named():
 
 def test_the_train_step_applies_the_scaled_cd_gradient():
     model = build_model("rtrbm", RTRBMConfig(units=6, cd_steps=3, initial_cd_steps=1, initial_cd_updates=1),
-                        pixels=16, frames=4, lr_decay_steps=4, seed=2)
+                        pixels=16, lr_decay_steps=4, seed=2)
     model.compile(optimizer=keras.optimizers.SGD(0.1))
     frames = np.random.default_rng(0).random((2, 4, 16)).astype(np.float32)
     model.fit(frames, epochs=1, batch_size=2, verbose=0, shuffle=False)  # update 0: CD-1, full rate
@@ -94,6 +94,8 @@ def test_the_family_trains_through_the_shared_loop_and_resumes(trained_run):
     assert os.path.exists(os.path.join(config.model_dir, "tensorboard"))
     trbm = train(dataclasses.replace(config, model="trbm", model_dir=str(root / "trbm"), train_steps=2), **TINY)
     assert trbm["step"] == 2 and trbm["next_frame_mse"] is not None
+    evaluated = evaluate_checkpoint(config.model_dir, seq_len=12)  # rnnzoo-evaluate, on longer videos
+    assert evaluated["step"] == 6 and evaluated["seq_len"] == 12 and 0 < evaluated["next_frame_mse"] < 1
     with pytest.raises(ValueError, match="train on bouncing_balls only; got task 'addition'"):
         train(dataclasses.replace(config, task="addition", model_dir=str(root / "x")), **TINY)
 

@@ -142,6 +142,11 @@ class TemporalRBMModel(keras.Model):
             self.rbm.build(input_shape)
         self.built = True
 
+    @property
+    def input_shape(self):
+        """`(None, None, pixels)`: videos of any length (what `evaluate_checkpoint` compares)."""
+        return self.frames_shape
+
     def get_build_config(self):
         return {"input_shape": self.frames_shape}
 
@@ -181,15 +186,16 @@ class TemporalRBMModel(keras.Model):
         }
 
 
-def build_model(model_name, config, pixels, frames=DEFAULT_FRAMES, lr_decay_steps=-1, seed=0):
-    """A built `TemporalRBMModel` with an `RTRBM` (`rtrbm`) or `TRBM` (`trbm`) layer named `rbm`."""
+def build_model(model_name, config, pixels, lr_decay_steps=-1, seed=0):
+    """A built `TemporalRBMModel` with an `RTRBM` (`rtrbm`) or `TRBM` (`trbm`) layer named `rbm`,
+    taking videos of any length `(batch, time, pixels)`."""
     if model_name not in MODELS:
         raise ValueError(f"Unknown model {model_name!r} of the rtrbm family; choose one of {', '.join(MODELS)}.")
     layer = (RTRBM if model_name == "rtrbm" else TRBM)(config.units, visible=config.visible, name="rbm")
     model = TemporalRBMModel(layer, cd_steps=config.cd_steps, initial_cd_steps=config.initial_cd_steps,
                              initial_cd_updates=config.initial_cd_updates, lr_decay_steps=lr_decay_steps,
                              seed=seed, name=model_name)
-    model.build((None, frames, pixels))
+    model.build((None, None, pixels))
     return model
 
 
@@ -242,7 +248,7 @@ def build(model_name, config, train_config):
     data = BouncingBalls(frames=frames, balls=config.balls, resolution=config.resolution,
                          seed=train_config.seed, train_size=config.train_size or None)
     decay = {0: train_config.train_steps, -1: -1}.get(config.lr_decay_steps, config.lr_decay_steps)
-    model = build_model(model_name, config, data.pixels, frames, decay, train_config.seed)
+    model = build_model(model_name, config, data.pixels, decay, train_config.seed)
     test_videos = data.test_videos(train_config.test_size or DEFAULT_TEST_SIZE)
 
     def evaluate(trained):
