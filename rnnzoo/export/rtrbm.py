@@ -17,6 +17,7 @@ The model's state is recomputed from the frames sent (TF Serving keeps no per-cl
 state). Bad values (negative or too many frames, batch sizes that differ) are INVALID_ARGUMENT.
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -108,6 +109,6 @@ def export_model_dir(model_dir, export_base, version=None, max_frames=1000):
     checkpointer = Checkpointer(model_dir)
     state = checkpointer.state()
     config = RTRBMConfig(**state["extra"]["model_config"])
-    model = checkpointer.load_model()
+    model = keras.saving.load_model(checkpointer.model_path, compile=False)  # no optimizer needed
     return export_video_model(model.rbm, export_base, version, config.prediction_gibbs_steps,
                               config.prediction_expectation, config.prediction_chains, max_frames)

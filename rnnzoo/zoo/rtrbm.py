@@ -311,7 +311,7 @@ def video_frames(model_dir, video_index=0, prefix_frames=10, gibbs_steps=25, see
     state = Checkpointer(model_dir).state()
     config = RTRBMConfig(**state["extra"]["model_config"])
     run = state["config"]
-    model = Checkpointer(model_dir).load_model()
+    model = keras.saving.load_model(Checkpointer(model_dir).model_path, compile=False)
     data = BouncingBalls(frames=run["seq_len"] or DEFAULT_FRAMES, balls=config.balls,
                          resolution=config.resolution, seed=run["seed"])
     truth = data.test_videos(video_index + 1)[video_index:]
