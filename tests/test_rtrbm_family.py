@@ -156,6 +156,27 @@ def test_the_export_answers_over_grpc(trained_run):
         server.stop()
 
 
+def test_rnnzoo_train_defaults_to_the_thesis_recipe_unless_flags_say_otherwise(tmp_path):
+    from rnnzoo.cli import train as train_cli
+
+    try:
+        train_cli.FLAGS(["rnnzoo-train", "--model=trbm", f"--model_dir={tmp_path}"])
+        config, options = train_cli.config_from_flags()
+        assert (config.task, config.optimizer, config.momentum, config.batch_size) == (
+            "bouncing_balls", "momentum", 0.9, 1)
+        assert registry.make_config(registry.get_family("trbm"), **options) == RTRBMConfig()  # 400 units, CD-10 then 25
+        train_cli.FLAGS.unparse_flags()
+        train_cli.FLAGS(["rnnzoo-train", "--model=rtrbm", "--optimizer=adam", "--batch_size=4",
+                         f"--model_dir={tmp_path}"])
+        config, _ = train_cli.config_from_flags()
+        assert (config.optimizer, config.batch_size) == ("adam", 4)
+        train_cli.FLAGS.unparse_flags()
+        train_cli.FLAGS(["rnnzoo-train", "--model=irnn", f"--model_dir={tmp_path}"])
+        assert train_cli.config_from_flags()[0].optimizer == "adam"  # other families keep the loop's
+    finally:
+        train_cli.FLAGS.unparse_flags()
+
+
 @pytest.mark.slow
 def test_the_binaries_train_and_export_a_run(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
@@ -164,9 +185,9 @@ def test_the_binaries_train_and_export_a_run(tmp_path):
         return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=600,
                               env=env)
 
-    flags = [f"--{k}={v}" for k, v in {**TINY, "seq_len": 6, "batch_size": 1, "train_steps": 2, "eval_every": 2,
+    flags = [f"--{k}={v}" for k, v in {**TINY, "seq_len": 6, "train_steps": 2, "eval_every": 2,
                                         "test_size": 1}.items()]
-    trained = cli("rnnzoo.cli.train", "--model=rtrbm", "--task=bouncing_balls", "--optimizer=momentum",
+    trained = cli("rnnzoo.cli.train", "--model=rtrbm", "--task=bouncing_balls",
                   f"--model_dir={tmp_path / 'run'}", "--verbose=0", *flags)
     assert trained.returncode == 0, trained.stderr[-3000:]
     exported_ = cli("rnnzoo.cli.export", f"--model_dir={tmp_path / 'run'}", f"--export_base={tmp_path / 'base'}")

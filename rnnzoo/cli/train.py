@@ -73,6 +73,9 @@ flags.DEFINE_list("gradient_steps", [], "Steps at which to record per-time-step 
 flags.DEFINE_float("max_seconds", _DEFAULTS.max_seconds, "Wall-clock budget of this run (0: none).")
 flags.DEFINE_integer("verbose", _DEFAULTS.verbose, "1: progress bar, 2: a line per round, 0: quiet.")
 
+RECIPE_FLAGS = ("optimizer", "momentum", "batch_size")
+"""Settings a model's recipe (`registry.Family.recipes`) gives `rnnzoo-train` runs that leave the flag out."""
+
 _FLAG_TYPES = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string,
                bool: flags.DEFINE_bool}
 
@@ -163,6 +166,12 @@ def config_from_flags():
         )
     except ValueError as error:
         _fail(f"bad list flag value: {error}")
+    # A model's recipe may also name the optimizer, momentum and batch size its paper trains with
+    # (e.g. the RTRBM's SGD with momentum 0.9 on one video per update): they replace the loop's
+    # defaults where the command line leaves those flags out.
+    recipe = family.recipes.get(FLAGS.model, {})
+    config = dataclasses.replace(config, **{name: recipe[name] for name in RECIPE_FLAGS
+                                            if name in recipe and not FLAGS[name].present})
     fields = {f.name for f in dataclasses.fields(family.config_class)}
     options = {name: FLAGS[name].value for name in fields if name in _MODEL_FLAGS}
     foreign = [n for n, f in _MODEL_FLAGS.items() if n not in fields and FLAGS[n].present]

@@ -15,9 +15,11 @@ scaling the learning rate). CD-`initial_cd_steps` for the first `initial_cd_upda
 updates, then CD-`cd_steps`. Before training, W (with b_h and b_v) is pretrained as a
 static RBM by CD-`pretrain_cd_steps` on the frames of `pretrain_sequences` videos.
 
-The thesis recipe (§3.11): `--optimizer=momentum --momentum=0.9 --batch_size=1` with the
-family's defaults (400 hidden units, CD-10 then CD-25, learning rate 0.01 from the recipe,
-decaying linearly to 0 over the run, pretraining by static CD-5 on 30 videos).
+The thesis recipe (§3.11) is the default of `rnnzoo-train --model=rtrbm`: the family's
+recipe gives learning rate 0.01 and, where the command line leaves them out,
+`--optimizer=momentum --momentum=0.9 --batch_size=1`; the config's defaults give 400 hidden
+units, CD-10 then CD-25, the linear decay to 0 over the run and static CD-5 pretraining on 30
+videos. `TrainConfig` users pass `optimizer="momentum", batch_size=1` themselves.
 
 Metric (§3.11.1): `next_frame_mse`, the mean squared error per pixel per frame of predicting
 frames 2..T of each test video from their true history (`RTRBM.predict_frames`: r_{t-1}
@@ -293,10 +295,12 @@ FAMILY = registry.register(
         build=build,
         tasks=TASKS,
         default_task="bouncing_balls",
-        recipes={model: {"learning_rate": 0.01} for model in MODELS},
+        recipes={model: {"learning_rate": 0.01, "optimizer": "momentum", "momentum": 0.9, "batch_size": 1}
+                 for model in MODELS},
     )
 )
-"""The (R)TRBM family; `recipes`: the thesis's learning rate 0.01 (§3.11) unless a run sets one."""
+"""The (R)TRBM family; `recipes`: thesis §3.11's learning rate 0.01 unless a run sets one, and
+for `rnnzoo-train` without those flags SGD with momentum 0.9 on one video per update."""
 
 
 # ------------------------------------------------------------- pictures
