@@ -26,6 +26,9 @@ _VERSION = flags.DEFINE_integer("version", None, "Version number (default: one m
 _MAX_GENERATE = flags.DEFINE_integer(
     "max_generate", None, "Char-LM runs: largest max_length the generate signature accepts (default 4096)."
 )
+_MAX_FRAMES = flags.DEFINE_integer(
+    "max_frames", None, "RTRBM/TRBM runs: largest num_frames the generate_frames signature accepts (default 1000)."
+)
 _CHECK_ONLY = flags.DEFINE_string("check_only", None, "Only run the serving-parity check on this SavedModel directory.")
 
 
@@ -42,6 +45,8 @@ def main(argv):
         if not _MODEL_DIR.value or not _EXPORT_BASE.value:
             raise app.UsageError("pass --model_dir=<trained model> and --export_base=<serving base path>")
         options = {} if _MAX_GENERATE.value is None else {"max_generate": _MAX_GENERATE.value}
+        if _MAX_FRAMES.value is not None:
+            options["max_frames"] = _MAX_FRAMES.value
         print(export_run(_MODEL_DIR.value, _EXPORT_BASE.value, _VERSION.value, **options))
     except (ServingParityError, ValueError) as error:
         print(f"rnnzoo-export: {error}", file=sys.stderr)

@@ -5,6 +5,7 @@
 - `export_run`: exports a training run's directory with its family's exporter (`rnnzoo-export`).
 - `export_keras_model`: a Keras model's forward pass, the `predict` contract (`serving_default`).
 - `export_char_lm`, `export_model_dir`: character language models (`generate`, `score`).
+- `export_video_model`: RTRBM / TRBM video models (`next_frame`, `generate_frames`).
 - `export_translator`: seq2seq translation models (`translate`, beam search with n-best lists).
 - `export_controller`: arm controllers (`control_step`, `control_sequence`; thesis ch. 6).
 - `check_serving_parity`: fails on what stock TF Serving cannot run; `check_contracts`: fails on
@@ -18,6 +19,7 @@ from rnnzoo.export.contract_check import check_contracts
 from rnnzoo.export.parity import ServingParityError, check_serving_parity, save_for_serving
 from rnnzoo.export.predict import export_keras_model
 from rnnzoo.export.runs import export_run, run_family
+from rnnzoo.export.rtrbm import export_video_model
 from rnnzoo.export.translation import export_translator
 from rnnzoo.export.warmup import read_warmup_requests, write_warmup_requests
 from rnnzoo.export.writer import next_version, write_export
@@ -32,6 +34,7 @@ __all__ = [
     "export_model_dir",
     "export_run",
     "export_translator",
+    "export_video_model",
     "next_version",
     "read_warmup_requests",
     "run_family",

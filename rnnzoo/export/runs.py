@@ -10,7 +10,7 @@ import inspect
 import json
 import os
 
-from rnnzoo.export import arm_controller, char_lm, predict, translation
+from rnnzoo.export import arm_controller, char_lm, predict, rtrbm, translation
 from rnnzoo.zoo import registry
 from rnnzoo.zoo.checkpoint import STATE_FILE
 
@@ -21,6 +21,7 @@ EXPORTERS = {
     "char_lm": char_lm.export_model_dir,
     "seq2seq": translation.export_model_dir,
     "arm_controller": arm_controller.export_model_dir,
+    "rtrbm": rtrbm.export_model_dir,
 }
 """{family name: exporter}; a new family adds its `rnnzoo/export/<family>.py` exporter here."""
 

@@ -8,6 +8,9 @@ arguments (`return_sequences`, `return_state`, `go_backwards`, `stateful`,
 - `TensorRNN` / `TensorRNNCell`: bilinear tensor RNN, full or CP rank (thesis eq. 5.3).
 - `ResRNN` / `ResRNNCell`: residual RNN (longer-rnns §3).
 - `ScopedRNN` / `ScopedRNNCell`: VL-iRNN with untied time scopes (longer-rnns §2).
+- `RTRBM`, `TRBM`: recurrent temporal RBM and simplified temporal RBM (thesis ch. 3); not
+  `keras.layers.RNN`s: calling them gives the mean-field chain, their methods train (CD-k),
+  predict and generate frames.
 - `ReversePadded`: reverses each masked sequence's real steps (seq2seq source reversal).
 
 `forward_mode_recurrence()` makes non-unrolled layers differentiable by
@@ -23,6 +26,7 @@ from rnnzoo.layers.recurrence import (
 )
 from rnnzoo.layers.res_rnn import ResRNN, ResRNNCell
 from rnnzoo.layers.reverse_padded import ReversePadded
+from rnnzoo.layers.rtrbm import RTRBM, TRBM
 from rnnzoo.layers.scoped_rnn import ScopedRNN, ScopedRNNCell, paper_penalty_schedule
 from rnnzoo.layers.tensor_rnn import TensorRNN, TensorRNNCell
 
@@ -32,6 +36,8 @@ __all__ = [
     "ResRNN",
     "ResRNNCell",
     "ReversePadded",
+    "RTRBM",
+    "TRBM",
     "ScopedRNN",
     "ScopedRNNCell",
     "TensorRNN",

@@ -28,6 +28,7 @@ FAMILY_MODULES = (
     "rnnzoo.zoo.char_lm",
     "rnnzoo.zoo.translation",
     "rnnzoo.zoo.arm_controller",
+    "rnnzoo.zoo.rtrbm",
 )
 """Modules imported by `load_families()`; a missing optional one is skipped."""
 
@@ -83,7 +84,8 @@ class Family:
     `default_task` is the one a run without a task uses. `recipes` maps a
     model name to the training settings its paper trains it with (fields of
     `rnnzoo.zoo.training.TrainConfig` such as `clip_norm`), used where a run
-    leaves them unset.
+    leaves them unset; `optimizer`, `momentum` and `batch_size` in a recipe are
+    used by `rnnzoo-train` where its command line leaves those flags out.
     """
 
     name: str

@@ -170,6 +170,9 @@ def write_report(experiment, scale, results, total_seconds, out_dir, time_budget
         )
     lines += ["", "![learning curves](curves.png)", ""]
     lines += _gradient_section(results, out_dir)
+    illustrate = getattr(experiment, "illustrate", None)  # an experiment's pictures, if it has any
+    if illustrate is not None:
+        lines += illustrate(results, out_dir)
     lines += [
         "## Differences from the paper",
         "",
