@@ -193,3 +193,47 @@ def test_the_binaries_train_and_export_a_run(tmp_path):
     exported_ = cli("rnnzoo.cli.export", f"--model_dir={tmp_path / 'run'}", f"--export_base={tmp_path / 'base'}")
     assert exported_.returncode == 0, exported_.stderr[-3000:]
     assert exported_.stdout.strip().splitlines() == [str(tmp_path / "base" / "1")]
+
+
+LOAD_AND_CALL = """
+import json, os, sys
+sys.modules["rnnzoo"] = None  # only TensorFlow, as TF Serving has
+sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "rnnzoo"))]
+import numpy as np
+import tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+frames = tf.constant(np.asarray(json.loads(sys.argv[2]), np.float32))
+predicted = loaded.signatures["next_frame"](frames=frames)["probabilities"]
+generated = loaded.signatures["generate_frames"](
+    seed=tf.constant([4, 5], tf.int64), num_frames=tf.constant([3, 2], tf.int32), prefix=frames[:, :2])["frames"]
+print(json.dumps({"version": tf.__version__, "probabilities": predicted.numpy().tolist(),
+                  "frames": generated.numpy().tolist()}))
+"""
+
+
+@pytest.mark.slow
+def test_the_export_gives_the_same_outputs_under_the_tensorflow_tf_serving_links(trained_run, tmp_path):
+    import json
+
+    from tests.test_export_serving_tf_version import SERVING_TF, VENV
+
+    python = os.path.join(VENV, "bin", "python")
+    if not os.path.exists(os.path.join(VENV, ".installed")):
+        pytest.skip(f"no TF {SERVING_TF} virtualenv at {VENV}; run "
+                    "tests/test_export_serving_tf_version.py once to create it")
+    base, _ = exported(trained_run)
+    script = tmp_path / "load_and_call.py"
+    script.write_text(LOAD_AND_CALL)
+    frames = json.dumps(BouncingBalls(frames=4, resolution=30, seed=11).test_videos(2).tolist())
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    outputs = []
+    for interpreter in (python, sys.executable):
+        result = subprocess.run([interpreter, str(script), str(base / "1"), frames], capture_output=True,
+                                text=True, timeout=600, cwd=str(tmp_path), env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    serving, ours = outputs
+    assert serving["version"].rsplit(".", 1)[0] == SERVING_TF != ours["version"].rsplit(".", 1)[0]
+    np.testing.assert_allclose(serving["probabilities"], ours["probabilities"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(serving["frames"], ours["frames"], rtol=1e-5, atol=1e-6)

@@ -138,6 +138,11 @@ def is_distributed(strategy):
         return tf.distribute.has_strategy()
 
 
+def barrier(strategy):
+    """Returns once every replica of `strategy` has called it (a collective sum)."""
+    strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+
 def distribute_train_dataset(strategy, dataset, global_batch_size):
     """`dataset` of global batches as a distributed dataset: replica r of step k gets rows
     `[r b, (r + 1) b)` of global batch k, `b = global_batch_size / replicas`.

@@ -500,6 +500,9 @@ def _train(config, callbacks, model_options, checkpointer, state, strategy, star
     if not run.diverged and (run.metrics is None or run.metrics["step"] != run.step
                              or run.metrics.get("diverged")):
         run.finish_round()
+    if distribution.is_distributed(strategy):
+        # The next run in this process reads what the chief has just written.
+        distribution.barrier(strategy)
     return run.metrics
 
 
