@@ -83,6 +83,9 @@ class Seq2SeqConfig:
         eval_beam_width, eval_length_penalty: the beam search the `bleu` metric decodes with
             (`bleu_greedy` decodes with width 1).
         eval_sentences: test sentences decoded per evaluation (0: the whole test split).
+        eval_decodings: further decodings of the same test sentences by the same model,
+            `WIDTH:ALPHA,...` (e.g. `1:0,2:0,12:0.6`), each scored as the metric
+            `bleu_beamWIDTH_alphaALPHA` (`decoding_metric`) at every evaluation.
         max_beam_width, max_decode_length: largest beam width and target length the exported
             `translate` accepts.
     """
@@ -101,6 +104,7 @@ class Seq2SeqConfig:
     eval_beam_width: int = 4
     eval_length_penalty: float = 0.6
     eval_sentences: int = 0
+    eval_decodings: str = ""
     max_beam_width: int = 16
     max_decode_length: int = 128
 
@@ -119,9 +123,37 @@ def check_config(config):
     if config.eval_beam_width > config.max_beam_width:
         raise ValueError(f"eval_beam_width={config.eval_beam_width} exceeds max_beam_width="
                          f"{config.max_beam_width}; raise --max_beam_width.")
+    parse_decodings(config.eval_decodings, config.max_beam_width)
     if config.pretrain_steps and config.cell != "lstm":
         raise ValueError(f"layer-wise pretraining (--pretrain_steps={config.pretrain_steps}) trains LSTM "
                          f"autoencoders; use --cell=lstm or --pretrain_steps=0 (got --cell={config.cell}).")
+
+
+def parse_decodings(text, max_beam_width):
+    """`[(beam width, length penalty alpha)]` of `--eval_decodings` (`"WIDTH:ALPHA,..."`)."""
+    decodings = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            width, alpha = item.split(":")
+            width, alpha = int(width), float(alpha)
+        except ValueError:
+            raise ValueError(f"eval_decodings item {item!r} is not WIDTH:ALPHA; write e.g. "
+                             "--eval_decodings=1:0,4:0.6,12:0.6") from None
+        if not 1 <= width <= max_beam_width:
+            raise ValueError(f"eval_decodings item {item!r}: beam width {width} is outside 1..max_beam_width="
+                             f"{max_beam_width}; use a width in that range or raise --max_beam_width.")
+        if not alpha >= 0 or math.isinf(alpha):
+            raise ValueError(f"eval_decodings item {item!r}: length penalty alpha {alpha} must be finite "
+                             "and >= 0 (0: no penalty).")
+        decodings.append((width, alpha))
+    return decodings
+
+
+def decoding_metric(width, alpha):
+    """The metric name of an `eval_decodings` entry, e.g. `bleu_beam12_alpha0.6`."""
+    return f"bleu_beam{width}_alpha{alpha:g}"
 
 
 def build_encoder(vocab_size, config):
@@ -244,6 +276,7 @@ def make_evaluate(tokenizer, config, test_pairs, test_batches):
     translators = {}
     sentences = test_pairs[: config.eval_sentences or None]
     sources, references = [s for s, _ in sentences], [t for _, t in sentences]
+    decodings = parse_decodings(config.eval_decodings, config.max_beam_width)
 
     def evaluate(model):
         if id(model) not in translators:  # a resumed run evaluates the model it loaded
@@ -251,11 +284,20 @@ def make_evaluate(tokenizer, config, test_pairs, test_batches):
             translators[id(model)] = make_translator(model, tokenizer, config)
         translator = translators[id(model)]
         nll = token_loss(model, test_batches)
-        beam = translate_all(translator, sources, config.eval_beam_width, config.eval_length_penalty)
-        greedy = translate_all(translator, sources, 1, 0.0)
+        decoded = {}  # (width, alpha) -> translations: each decoding runs once per evaluation
+
+        def decode(width, alpha):
+            if (width, alpha) not in decoded:
+                decoded[width, alpha] = translate_all(translator, sources, width, alpha)
+            return decoded[width, alpha]
+
+        beam = decode(config.eval_beam_width, float(config.eval_length_penalty))
         scores = score_translations(beam, references)
-        return {"test_loss": nll, "token_perplexity": math.exp(min(nll, 700.0)), "bleu": scores["bleu"],
-                "bleu_greedy": score_translations(greedy, references)["bleu"], "chrf": scores["chrf"]}
+        values = {"test_loss": nll, "token_perplexity": math.exp(min(nll, 700.0)), "bleu": scores["bleu"],
+                  "bleu_greedy": score_translations(decode(1, 0.0), references)["bleu"], "chrf": scores["chrf"]}
+        for width, alpha in decodings:
+            values[decoding_metric(width, alpha)] = score_translations(decode(width, alpha), references)["bleu"]
+        return values
 
     return evaluate
 
@@ -299,7 +341,10 @@ def build(model_name, config, train_config):
         loss=loss(),
         train_dataset=pair_batches(train_sources, train_targets, train_config.batch_size, seed=train_config.seed),
         test_dataset=None,
-        metrics=METRICS,
+        metrics=METRICS + tuple(
+            evaluation.Metric(decoding_metric(width, alpha), None, evaluation.HIGHER,
+                              f"corpus BLEU with beam width {width} and length penalty alpha {alpha:g}")
+            for width, alpha in parse_decodings(config.eval_decodings, config.max_beam_width)),
         evaluate=make_evaluate(tokenizer, config, corpus.test, test_batches),
         pretrain=pretrain,
         description=(
