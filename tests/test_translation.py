@@ -234,3 +234,20 @@ def test_bad_eval_decodings_name_the_item_and_the_fix(text, fix):
     with pytest.raises(ValueError, match=fix) as error:
         translation.check_config(translation.Seq2SeqConfig(eval_decodings=text))
     assert repr(text) in str(error.value)
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/wordnet/data.noun"),
+                    reason="WordNet 3.0 is not installed (apt-get install wordnet-base wordnet-sense-index)")
+def test_an_english_target_adds_meteor_of_the_beam_translations(run, trained):
+    from rnnzoo.zoo.translation_meteor import meteor
+
+    _, model_dir, metrics = run
+    assert "meteor" not in metrics  # a TSV corpus does not say its target is English
+    _, tokenizer, config = translation.load_trained(str(model_dir))
+    config.target_language = "en"
+    test = PAIRS[:10]
+    values = translation.make_evaluate(tokenizer, config, test, [])(trained[0])
+    beam = translation.translate_all(trained[2], [s for s, _ in test], config.eval_beam_width,
+                                     config.eval_length_penalty)
+    assert values["meteor"] == pytest.approx(meteor(beam, [t for _, t in test]))
+    assert 0 <= values["meteor"] <= 100
