@@ -118,9 +118,9 @@ def main(argv):
         tf.TensorSpec([None], tf.int32)])
     root = tempfile.mkdtemp(prefix="translation_bench_")
     export_run(FLAGS.model_dir, os.path.join(root, "rnnzoo"))
-    rows, hub_modules = [], {}
+    rows = []
     for width in map(int, FLAGS.widths):
-        hub = hub_modules[width] = keras_hub_module(translator, width)
+        hub = keras_hub_module(translator, width)
         tf.saved_model.save(hub, os.path.join(root, f"keras_hub_{width}", "1"),
                             signatures={"translate": hub.translate})
         args = (tf.constant(sources), tf.fill([n], width), tf.fill([n], 0.6), tf.zeros([n], tf.int32))
