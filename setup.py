@@ -30,7 +30,9 @@ setup(
         "sacrebleu>=2.4,<3",
     ],
     extras_require={
-        "test": ["pytest>=8,<10", "scipy>=1.11,<2"],
+        "test": ["pytest>=8,<10", "scipy>=1.11,<2", "nltk>=3.9,<4"],
+        # METEOR of x->en translation (also needs Debian's wordnet-base and wordnet-sense-index).
+        "meteor": ["nltk>=3.9,<4"],
     },
     entry_points={
         "console_scripts": [

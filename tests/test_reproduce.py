@@ -10,7 +10,7 @@ from rnnzoo.zoo.training import TrainConfig
 
 ISSUE_EXPERIMENTS = ["thesis_table_7_3", "thesis_fig_4_1", "longer_rnns_resrnn",
                      "longer_rnns_vlirnn", "layerwise_adding", "layerwise_digits",
-                     "thesis_table_7_2_small", "thesis_fig_3_balls"]
+                     "thesis_table_7_2_small", "thesis_fig_3_balls", "translation_small"]
 
 
 def test_every_experiment_expands_into_runs_of_known_models_and_tasks():
@@ -26,8 +26,11 @@ def test_every_experiment_expands_into_runs_of_known_models_and_tasks():
             assert runs
             for run in runs:
                 assert run.config.model in model_names()
-                # a family's own data (e.g. the RTRBM's bouncing_balls) or an rnnzoo.data task
-                assert run.config.task in (get_family(run.config.model).tasks or task_names())
+                # a family's own data (the RTRBM's bouncing_balls), an rnnzoo.data task, or none
+                # for a family that reads its own corpus (seq2seq's --corpus)
+                family = get_family(run.config.model)
+                assert run.config.task in (family.tasks or task_names()) or (
+                    run.config.task is None and family.default_task is None)
                 assert run.paper
 
 
@@ -194,3 +197,37 @@ def test_cli_rejects_unknown_experiment_listing_the_valid_ones(capsys):
     assert "unknown experiment 'nope'" in stderr
     for name in ISSUE_EXPERIMENTS:
         assert name in stderr
+
+
+def test_translation_small_compares_at_equal_steps_and_decodes_one_model_many_ways():
+    runs = experiments.get_experiment("translation_small").runs("small")
+    assert {run.config.train_steps for run in runs} == {400}
+    assert [run.options["reverse_source"] for run in runs] == [True, False, True]
+    assert [run.options.get("pretrain_steps", 0) for run in runs] == [0, 0, 40]
+    decodings = [run.options.get("eval_decodings", "") for run in runs]
+    assert decodings == ["1:0,2:0,4:0,12:0,2:0.6,4:0.6,12:0.6", "", ""]
+    assert experiments.get_experiment("translation_small").small_time_budget_s == 0.0
+
+
+def test_report_tabulates_detail_metrics_and_labels_higher_is_better_curves(tmp_path):
+    experiment = experiments.Experiment("t", "T", "claim", None, metric_name="BLEU",
+                                        detail_metrics=("bleu_greedy", "bleu_beam2_alpha0", "chrf"))
+    directions = {"bleu": "higher", "bleu_greedy": "higher", "bleu_beam2_alpha0": "higher"}
+    history = [{"step": 5, "test_loss": 2.0, "bleu": 1.5}, {"step": 10, "test_loss": 1.0, "bleu": 3.0}]
+    results = [{"label": label, "panel": "", "seed": 0, "paper": "", "metric": "bleu",
+                "config": {"model_dir": str(tmp_path)},
+                "metrics": {"step": 10, "wall_time_s": 1.0, "test_loss": 1.0, "bleu": 3.0,
+                            "success": False, "diverged": False, "history": history,
+                            "metric_directions": directions, **extra}}
+               for label, extra in (("a", {"bleu_greedy": 2.5, "bleu_beam2_alpha0": 2.75}),
+                                    ("b", {"bleu_greedy": 1.25}))]
+    from rnnzoo.zoo import report
+
+    with open(report.write_report(experiment, "small", results, 60.0, str(tmp_path))) as f:
+        text = f.read()
+    assert "| metric | a | b |" in text
+    assert "| bleu_greedy (higher) | 2.5 | 1.25 |" in text
+    assert "| bleu_beam2_alpha0 (higher) | 2.75 | - |" in text
+    assert "chrf" not in text  # no run has it
+    assert report._axis_label(results, "bleu") == "bleu (higher is better)"
+    assert report._axis_label(results, "test_loss") == "test loss"

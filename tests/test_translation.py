@@ -207,3 +207,47 @@ def test_other_cells_train_and_translate(run, tmp_path, cell):
     out = translation.make_translator(model, tokenizer, config).translate(
         tf.constant(["the red file one is open"]), tf.constant([2]), tf.constant([0.6]), tf.constant([4]))
     assert out["n_best"].shape == (1, 2) and np.isfinite(out["scores"].numpy()[0, 0])
+
+
+def test_eval_decodings_score_one_model_under_every_decoding(run, trained):
+    root, model_dir, _ = run
+    _, tokenizer, config = translation.load_trained(str(model_dir))
+    model = trained[0]
+    config.eval_decodings = "1:0,4:0.6,4:0,12:1"
+    test = PAIRS[:10]
+    evaluate = translation.make_evaluate(tokenizer, config, test, [])
+    values = evaluate(model)
+    assert values["bleu_beam1_alpha0"] == values["bleu_greedy"]
+    assert values["bleu_beam4_alpha0.6"] == values["bleu"]  # the default eval decoding
+    translator = trained[2]
+    sources, references = [s for s, _ in test], [t for _, t in test]
+    for width, alpha in ((4, 0.0), (12, 1.0)):
+        expected = translation.score_translations(
+            translation.translate_all(translator, sources, width, alpha), references)["bleu"]
+        assert values[translation.decoding_metric(width, alpha)] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text, fix", [("4", "WIDTH:ALPHA"), ("0:0.6", "1..max_beam_width=16"),
+                                       ("17:0", "raise --max_beam_width"), ("4:-1", ">= 0"),
+                                       ("4:nan", ">= 0")])
+def test_bad_eval_decodings_name_the_item_and_the_fix(text, fix):
+    with pytest.raises(ValueError, match=fix) as error:
+        translation.check_config(translation.Seq2SeqConfig(eval_decodings=text))
+    assert repr(text) in str(error.value)
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/wordnet/data.noun"),
+                    reason="WordNet 3.0 is not installed (apt-get install wordnet-base wordnet-sense-index)")
+def test_an_english_target_adds_meteor_of_the_beam_translations(run, trained):
+    from rnnzoo.zoo.translation_meteor import meteor
+
+    _, model_dir, metrics = run
+    assert "meteor" not in metrics  # a TSV corpus does not say its target is English
+    _, tokenizer, config = translation.load_trained(str(model_dir))
+    config.target_language = "en"
+    test = PAIRS[:10]
+    values = translation.make_evaluate(tokenizer, config, test, [])(trained[0])
+    beam = translation.translate_all(trained[2], [s for s, _ in test], config.eval_beam_width,
+                                     config.eval_length_penalty)
+    assert values["meteor"] == pytest.approx(meteor(beam, [t for _, t in test]))
+    assert 0 <= values["meteor"] <= 100

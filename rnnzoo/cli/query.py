@@ -2,7 +2,7 @@
 
   rnnzoo-query --model=char_lm generate --prompt="def " --max_length=80 --temperature=0.8
   rnnzoo-query --model=char_lm score --text="import os"
-  rnnzoo-query --model=translator translate --source="Open the file"
+  rnnzoo-query --model=translator translate --text="Open the file"      # or --source=
   rnnzoo-query --model=arm control --observation='[[0.785,1.571,0,0]]' --target='[[0.5,1.2,0,0]]' --steps=40
   rnnzoo-query --model=toy predict --inputs='{"x": [[1, 2, 3]]}' --signature=serving_default
   rnnzoo-query --model=toy status | metadata
@@ -37,7 +37,8 @@ _PROMPT = flags.DEFINE_multi_string("prompt", [], "generate: a prompt (repeat fo
 _MAX_LENGTH = flags.DEFINE_integer("max_length", 100, "generate: characters to sample.")
 _TEMPERATURE = flags.DEFINE_float("temperature", 1.0, "generate: sampling temperature (>= 0; 0 decodes greedily).")
 _SEED = flags.DEFINE_integer("seed", 0, "generate: sampling seed.")
-_TEXT = flags.DEFINE_multi_string("text", [], "score: a text (repeat for a batch).")
+_TEXT = flags.DEFINE_multi_string("text", [], "score: a text; translate: a source sentence, like --source "
+                                   "(repeat for a batch).")
 _SOURCE = flags.DEFINE_multi_string("source", [], "translate: a source sentence (repeat for a batch).")
 _OBSERVATION = flags.DEFINE_string("observation", None, "control: JSON [batch, 4] arm state.")
 _TARGET = flags.DEFINE_string("target", None, "control: JSON [batch, 4] target state.")
@@ -101,9 +102,10 @@ def execute(command: str, client) -> object:
             raise app.UsageError("score needs at least one --text")
         return {k: v.tolist() for k, v in client.score(model, _TEXT.value, **where).items()}
     if command == "translate":
-        if not _SOURCE.value:
-            raise app.UsageError("translate needs at least one --source")
-        return {"translations": [[{"text": t, "score": s} for t, s in beam] for beam in client.translate(model, _SOURCE.value, **where)]}
+        sources = _SOURCE.value + _TEXT.value
+        if not sources:
+            raise app.UsageError("translate needs at least one --text (or --source)")
+        return {"translations": [[{"text": t, "score": s} for t, s in beam] for beam in client.translate(model, sources, **where)]}
     if command == "control":
         return _drive_plant(client, model, where)
     if command == "predict":

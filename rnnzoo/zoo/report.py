@@ -23,6 +23,14 @@ def _plot_history(axis, result, metric, name, several_seeds, **style):
     axis.plot([h["step"] for h in history], values, marker=".", label=label, **style)
 
 
+def _axis_label(results, metric):
+    """The metric's name, with "(higher is better)" for metrics whose runs say so in
+    `metric_directions` (every other metric of the zoo is an error or a loss)."""
+    name = _METRIC_NAMES.get(metric, metric)
+    higher = any(r["metrics"].get("metric_directions", {}).get(metric) == "higher" for r in results)
+    return f"{name} (higher is better)" if higher else name
+
+
 def plot_curves(results, path, metric_names):
     """One panel per metric (test loss, test error rate) with one curve per run and seed."""
     several = len({r.get("seed") for r in results}) > 1
@@ -32,7 +40,7 @@ def plot_curves(results, path, metric_names):
         for result in results:
             _plot_history(axis, result, metric, result["label"], several)
         axis.set_xlabel("training step")
-        axis.set_ylabel(metric)
+        axis.set_ylabel(_axis_label(results, metric))
         if metric == "test_loss":
             axis.set_yscale("log")
         axis.grid(alpha=0.3)
@@ -70,7 +78,7 @@ def plot_panels(results, path):
             name = result["label"].removeprefix(panel).strip() or result["label"]
             colour = series.setdefault(name, colours[len(series) % len(colours)])
             _plot_history(axis, result, metric, name, several, color=colour)
-        axis.set_ylabel(_METRIC_NAMES.get(metric, metric))
+        axis.set_ylabel(_axis_label(group, metric))
         if metric == "test_loss":
             axis.set_yscale("log")
         criterion = group[0]["metrics"].get("success_criterion")
@@ -169,6 +177,7 @@ def write_report(experiment, scale, results, total_seconds, out_dir, time_budget
             f"{_summary([m['wall_time_s'] for m in metrics])} |"
         )
     lines += ["", "![learning curves](curves.png)", ""]
+    lines += _detail_section(experiment, results)
     lines += _gradient_section(results, out_dir)
     illustrate = getattr(experiment, "illustrate", None)  # an experiment's pictures, if it has any
     if illustrate is not None:
@@ -183,6 +192,26 @@ def write_report(experiment, scale, results, total_seconds, out_dir, time_budget
     with open(path, "w") as f:
         f.write("\n".join(lines))
     return path
+
+
+def _detail_section(experiment, results):
+    """A table of `experiment.detail_metrics` (rows) by run (columns), final evaluation; a run
+    without a metric shows `-`."""
+    groups = list(_rows(results))
+    names = [name for name in getattr(experiment, "detail_metrics", ())
+             if any(name in r["metrics"] for r in results)]
+    if not names:
+        return []
+    lines = ["## Further metrics (final evaluation)", "",
+             "| metric | " + " | ".join(g[0]["label"] for g in groups) + " |",
+             "|---" * (len(groups) + 1) + "|"]
+    for name in names:
+        direction = next((r["metrics"].get("metric_directions", {}).get(name) for r in results
+                          if name in r["metrics"]), None)
+        cells = [_summary([r["metrics"].get(name) for r in g]) if any(name in r["metrics"] for r in g)
+                 else "-" for g in groups]
+        lines.append(f"| {name}{f' ({direction})' if direction else ''} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _gradient_section(results, out_dir):

@@ -14,7 +14,8 @@ deep recurrent encoder-decoder on SentencePiece pieces:
   loop (Adam or NAG, gradients clipped at norm 5 as layer-wise §4.4 does);
 - evaluation decodes the test split with `rnnzoo.decoding.Translator` (greedy and beam search,
   §5.3) and scores it with sacrebleu's corpus BLEU and chrF (§5.2: higher is better), beside the
-  per-piece test loss and perplexity (lower is better);
+  per-piece test loss and perplexity (lower is better); for an English target (x->en) also
+  METEOR (`rnnzoo.zoo.translation_meteor`, §5.2's other metric, needs nltk and WordNet);
 - `--pretrain_steps` > 0 (cell `lstm`): greedy layer-wise LSTM-autoencoder pretraining of the
   encoder and decoder stacks (`rnnzoo.zoo.layerwise_pretraining`, layer-wise §3.5, fig. 2) on the
   embedded source and target sentences before supervised training.
@@ -27,6 +28,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 
 import keras
 import tensorflow as tf
@@ -38,6 +40,7 @@ from rnnzoo.decoding.translator import Translator
 from rnnzoo.layers import MRNN, ResRNN, ReversePadded
 from rnnzoo.model import Model
 from rnnzoo.zoo import evaluation, registry
+from rnnzoo.zoo.translation_meteor import meteor, wordnet_reader
 from rnnzoo.zoo.translation_scores import score_translations
 
 MODELS = ("seq2seq",)
@@ -71,6 +74,8 @@ class Seq2SeqConfig:
         corpus: `gettext:LANG` (English -> LANG from the system's catalogs), a TSV file, two
             aligned files `source,target`, or `tfds:NAME` (`rnnzoo.data.parallel_corpus`).
         data_dir: TFDS data directory for `tfds:` corpora.
+        target_language: the target's language code; "" infers it (`target_language`). An
+            English target (`en`) adds the `meteor` metric.
         vocab_size: SentencePiece pieces (shared by source and target).
         max_tokens: pairs with more pieces on either side are left out of training.
         cell: recurrent cell of encoder and decoder (`lstm`, `gru`, `rnn`, `mrnn`, `resrnn`).
@@ -83,12 +88,16 @@ class Seq2SeqConfig:
         eval_beam_width, eval_length_penalty: the beam search the `bleu` metric decodes with
             (`bleu_greedy` decodes with width 1).
         eval_sentences: test sentences decoded per evaluation (0: the whole test split).
+        eval_decodings: further decodings of the same test sentences by the same model,
+            `WIDTH:ALPHA,...` (e.g. `1:0,2:0,12:0.6`), each scored as the metric
+            `bleu_beamWIDTH_alphaALPHA` (`decoding_metric`) at every evaluation.
         max_beam_width, max_decode_length: largest beam width and target length the exported
             `translate` accepts.
     """
 
     corpus: str = "gettext:fr"
     data_dir: str = ""
+    target_language: str = ""
     vocab_size: int = 4000
     max_tokens: int = 48
     cell: str = "lstm"
@@ -101,6 +110,7 @@ class Seq2SeqConfig:
     eval_beam_width: int = 4
     eval_length_penalty: float = 0.6
     eval_sentences: int = 0
+    eval_decodings: str = ""
     max_beam_width: int = 16
     max_decode_length: int = 128
 
@@ -119,9 +129,54 @@ def check_config(config):
     if config.eval_beam_width > config.max_beam_width:
         raise ValueError(f"eval_beam_width={config.eval_beam_width} exceeds max_beam_width="
                          f"{config.max_beam_width}; raise --max_beam_width.")
+    parse_decodings(config.eval_decodings, config.max_beam_width)
     if config.pretrain_steps and config.cell != "lstm":
         raise ValueError(f"layer-wise pretraining (--pretrain_steps={config.pretrain_steps}) trains LSTM "
                          f"autoencoders; use --cell=lstm or --pretrain_steps=0 (got --cell={config.cell}).")
+
+
+def parse_decodings(text, max_beam_width):
+    """`[(beam width, length penalty alpha)]` of `--eval_decodings` (`"WIDTH:ALPHA,..."`)."""
+    decodings = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            width, alpha = item.split(":")
+            width, alpha = int(width), float(alpha)
+        except ValueError:
+            raise ValueError(f"eval_decodings item {item!r} is not WIDTH:ALPHA; write e.g. "
+                             "--eval_decodings=1:0,4:0.6,12:0.6") from None
+        if not 1 <= width <= max_beam_width:
+            raise ValueError(f"eval_decodings item {item!r}: beam width {width} is outside 1..max_beam_width="
+                             f"{max_beam_width}; use a width in that range or raise --max_beam_width.")
+        if not alpha >= 0 or math.isinf(alpha):
+            raise ValueError(f"eval_decodings item {item!r}: length penalty alpha {alpha} must be finite "
+                             "and >= 0 (0: no penalty).")
+        decodings.append((width, alpha))
+    return decodings
+
+
+def target_language(config):
+    """The target's language code: `config.target_language`, else LANG of `gettext:LANG`
+    (English -> LANG), else the second language of `tfds:NAME/xx-yy` (TFDS translation configs
+    name source-target, e.g. `wmt14_translate/fr-en`); "" when the corpus does not say."""
+    if config.target_language:
+        return config.target_language
+    if config.corpus.startswith("gettext:"):
+        return config.corpus.removeprefix("gettext:")
+    match = re.fullmatch(r"tfds:.*/(\w+)-(\w+)", config.corpus)
+    return match.group(2) if match else ""
+
+
+def meteor_offered(config):
+    """METEOR is meaningful for English targets only (its WordNet synonym stage is English)."""
+    return re.split(r"[_-]", target_language(config))[0].lower() == "en"
+
+
+def decoding_metric(width, alpha):
+    """The metric name of an `eval_decodings` entry, e.g. `bleu_beam12_alpha0.6`."""
+    return f"bleu_beam{width}_alpha{alpha:g}"
 
 
 def build_encoder(vocab_size, config):
@@ -244,6 +299,10 @@ def make_evaluate(tokenizer, config, test_pairs, test_batches):
     translators = {}
     sentences = test_pairs[: config.eval_sentences or None]
     sources, references = [s for s, _ in sentences], [t for _, t in sentences]
+    decodings = parse_decodings(config.eval_decodings, config.max_beam_width)
+    with_meteor = meteor_offered(config)
+    if with_meteor:
+        wordnet_reader()  # fails now, naming the fix, rather than after training
 
     def evaluate(model):
         if id(model) not in translators:  # a resumed run evaluates the model it loaded
@@ -251,14 +310,29 @@ def make_evaluate(tokenizer, config, test_pairs, test_batches):
             translators[id(model)] = make_translator(model, tokenizer, config)
         translator = translators[id(model)]
         nll = token_loss(model, test_batches)
-        beam = translate_all(translator, sources, config.eval_beam_width, config.eval_length_penalty)
-        greedy = translate_all(translator, sources, 1, 0.0)
+        decoded = {}  # (width, alpha) -> translations: each decoding runs once per evaluation
+
+        def decode(width, alpha):
+            if (width, alpha) not in decoded:
+                decoded[width, alpha] = translate_all(translator, sources, width, alpha)
+            return decoded[width, alpha]
+
+        beam = decode(config.eval_beam_width, float(config.eval_length_penalty))
         scores = score_translations(beam, references)
-        return {"test_loss": nll, "token_perplexity": math.exp(min(nll, 700.0)), "bleu": scores["bleu"],
-                "bleu_greedy": score_translations(greedy, references)["bleu"], "chrf": scores["chrf"]}
+        values = {"test_loss": nll, "token_perplexity": math.exp(min(nll, 700.0)), "bleu": scores["bleu"],
+                  "bleu_greedy": score_translations(decode(1, 0.0), references)["bleu"], "chrf": scores["chrf"]}
+        if with_meteor:
+            values["meteor"] = meteor(beam, references)
+        for width, alpha in decodings:
+            values[decoding_metric(width, alpha)] = score_translations(decode(width, alpha), references)["bleu"]
+        return values
 
     return evaluate
 
+
+METEOR_METRIC = evaluation.Metric(
+    "meteor", None, evaluation.HIGHER,
+    "mean sentence METEOR x 100 (nltk, WordNet 3.0) of the beam-search translations; English targets only")
 
 METRICS = (
     evaluation.Metric("bleu", None, evaluation.HIGHER,
@@ -299,7 +373,10 @@ def build(model_name, config, train_config):
         loss=loss(),
         train_dataset=pair_batches(train_sources, train_targets, train_config.batch_size, seed=train_config.seed),
         test_dataset=None,
-        metrics=METRICS,
+        metrics=METRICS + ((METEOR_METRIC,) if meteor_offered(config) else ()) + tuple(
+            evaluation.Metric(decoding_metric(width, alpha), None, evaluation.HIGHER,
+                              f"corpus BLEU with beam width {width} and length penalty alpha {alpha:g}")
+            for width, alpha in parse_decodings(config.eval_decodings, config.max_beam_width)),
         evaluate=make_evaluate(tokenizer, config, corpus.test, test_batches),
         pretrain=pretrain,
         description=(

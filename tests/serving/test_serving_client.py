@@ -168,3 +168,16 @@ def test_rnnzoo_query_cli(contract_server):
         capture_output=True, text=True, timeout=120, env=env,
     )
     assert refused.returncode == 1 and "NOT_FOUND" in refused.stderr
+
+
+def test_rnnzoo_query_translate_takes_text_or_source(contract_server, client):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    expected = [[{"text": t, "score": s} for t, s in beam] for beam in client.translate("zoo", ["open the file"])]
+    for flag in ("--text", "--source"):
+        out = subprocess.run(
+            [sys.executable, "-m", "rnnzoo.cli.query", f"--server=127.0.0.1:{contract_server.grpc_port}",
+             "--model=zoo", "translate", f"{flag}=open the file"],
+            capture_output=True, text=True, timeout=120, env=env,
+        )
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["translations"] == expected
