@@ -29,15 +29,20 @@ test-slow: $(INSTALLED)
 # third-party packages from it; rnnzoo itself comes from the Bazel targets.
 BAZEL ?= bazel
 BAZEL_ENV := RNNZOO_VENV=$(abspath $(VENV))
+# Re-read the venv (interpreter, package list) in case `make` just reinstalled it.
+BAZEL_VENV_SYNC := $(BAZEL_ENV) $(BAZEL) sync --only=rnnzoo_venv
 
 bazel-build: $(INSTALLED)
+	$(BAZEL_VENV_SYNC)
 	$(BAZEL_ENV) nice -n 5 $(BAZEL) build //...
 
 # The fast tests (pytest -m "not slow"), one py_test per test file.
 bazel-test: $(INSTALLED)
+	$(BAZEL_VENV_SYNC)
 	$(BAZEL_ENV) nice -n 5 $(BAZEL) test //...
 
 bazel-test-slow: $(INSTALLED)
+	$(BAZEL_VENV_SYNC)
 	$(BAZEL_ENV) nice -n 5 $(BAZEL) test --config=slow //...
 
 bench: $(INSTALLED)

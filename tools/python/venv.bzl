@@ -14,6 +14,13 @@ it is computed here from the workspace location rather than checked in. Nothing 
 downloaded: the rule only reads the local filesystem, so it works offline.
 """
 
+_LIST_PACKAGES = """
+import importlib.metadata, sys
+print("python", sys.version.split()[0], sys.prefix)
+names = sorted({(d.metadata["Name"] or "").lower() + "==" + d.version for d in importlib.metadata.distributions()})
+print("\\n".join(n for n in names if not n.startswith("rnnzoo==")))
+"""
+
 def _venv_python_impl(rctx):
     workspace = str(rctx.path(Label("//:WORKSPACE")).dirname)
     venv = rctx.os.environ.get("RNNZOO_VENV", "") or ".venv"
@@ -23,6 +30,16 @@ def _venv_python_impl(rctx):
     if not rctx.path(python).exists:
         fail(("No Python interpreter at %s. Create the venv first (`make bazel-test` does; " +
               "or `make .venv/.installed`), or point RNNZOO_VENV at an existing one.") % python)
+
+    # What the venv holds, as a file the py_tests depend on (//tools/pytest:runner_config):
+    # when `make` reinstalls different packages and the repository is fetched again
+    # (`make bazel-test` runs `bazel sync --only=rnnzoo_venv`), cached test results of
+    # the old packages are not reused. The editable install of rnnzoo itself is left out:
+    # the tests take rnnzoo from the Bazel targets.
+    listing = rctx.execute([python, "-c", _LIST_PACKAGES], quiet = True)
+    if listing.return_code != 0:
+        fail("%s cannot list its packages:\n%s" % (python, listing.stderr))
+    rctx.file("packages.txt", listing.stdout)
 
     # A venv's bin/python is a symlink; it must NOT be resolved, or Python would not
     # find pyvenv.cfg and would run without the venv's site-packages.
@@ -48,7 +65,10 @@ toolchain(
     toolchain_type = "@bazel_tools//tools/python:toolchain_type",
 )
 
-exports_files(["interpreter"])
+exports_files([
+    "interpreter",
+    "packages.txt",
+])
 """.format(venv = venv, python = python))
     rctx.file("interpreter", python + "\n")
 
