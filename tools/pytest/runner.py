@@ -14,7 +14,9 @@ of some checkout, and fails otherwise.
 
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 
 NO_TESTS_COLLECTED = 5
 
@@ -52,15 +54,20 @@ def main(argv) -> int:
 
     args = [*files, "-m", marker, "-c", os.path.join(workspace, "pytest.ini"), "--rootdir", workspace,
             "-p", "no:cacheprovider", "-q"]
-    tmp = os.environ.get("TEST_TMPDIR")
-    if tmp:
-        args += ["--basetemp", os.path.join(tmp, "pytest")]
+    # pytest's tmp_path directories: a fresh short directory under /tmp rather than under
+    # $TEST_TMPDIR, whose path inside Bazel's output base is too long for a Unix socket
+    # (at most 107 bytes; tests/serving binds --grpc_socket_path under tmp_path).
+    basetemp = tempfile.mkdtemp(prefix="bazel-pytest-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    args += ["--basetemp", basetemp]
     if os.environ.get("XML_OUTPUT_FILE"):
         args += ["--junitxml", os.environ["XML_OUTPUT_FILE"]]
     if os.environ.get("TESTBRIDGE_TEST_ONLY"):  # bazel test --test_filter=EXPR -> pytest -k EXPR
         args += ["-k", os.environ["TESTBRIDGE_TEST_ONLY"]]
 
-    code = pytest.main(args)
+    try:
+        code = pytest.main(args)
+    finally:
+        shutil.rmtree(basetemp, ignore_errors=True)
     loaded = sys.modules.get("rnnzoo")
     if loaded is not None and not os.path.abspath(loaded.__file__).startswith(workspace + os.sep):
         _fail(f"the tests ran against rnnzoo from {loaded.__file__}, not from the runfiles")
