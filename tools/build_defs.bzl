@@ -65,7 +65,8 @@ def console_script(name, entry_point, deps, **kwargs):
         name = name + "_main",
         outs = [main],
         cmd = " && ".join([
-            "echo '\"\"\"%s: setup.py console script %s.\"\"\"' > $@" % (name, entry_point),
+            # A comment, not a docstring: absl prints the main module's docstring as --help.
+            "echo '# %s: setup.py console script %s.' > $@" % (name, entry_point),
             "echo 'import sys' >> $@",
             "echo 'from %s import %s' >> $@" % (module, function),
             "echo 'sys.exit(%s())' >> $@" % function,
