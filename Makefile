@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo demo-addition test test-distributed test-slow bench reproduce-small clean
+.PHONY: demo demo-addition test test-distributed test-slow bazel-build bazel-test bazel-test-slow bench reproduce-small clean
 
 $(INSTALLED): setup.py requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,27 @@ test-distributed: $(INSTALLED)
 test-slow: $(INSTALLED)
 	$(PY) -m pytest -m slow -q
 
+# Bazel 4.2.3 (apt-get install bazel-bootstrap; see docs/bazel.md). The py_* targets run
+# on this venv's interpreter (RNNZOO_VENV, read by tools/python/venv.bzl) and import
+# third-party packages from it; rnnzoo itself comes from the Bazel targets.
+BAZEL ?= bazel
+BAZEL_ENV := RNNZOO_VENV=$(abspath $(VENV))
+# Re-read the venv (interpreter, package list) in case `make` just reinstalled it.
+BAZEL_VENV_SYNC := $(BAZEL_ENV) $(BAZEL) sync --only=rnnzoo_venv
+
+bazel-build: $(INSTALLED)
+	$(BAZEL_VENV_SYNC)
+	$(BAZEL_ENV) nice -n 5 $(BAZEL) build //...
+
+# The fast tests (pytest -m "not slow"), one py_test per test file.
+bazel-test: $(INSTALLED)
+	$(BAZEL_VENV_SYNC)
+	$(BAZEL_ENV) nice -n 5 $(BAZEL) test //...
+
+bazel-test-slow: $(INSTALLED)
+	$(BAZEL_VENV_SYNC)
+	$(BAZEL_ENV) nice -n 5 $(BAZEL) test --config=slow //...
+
 bench: $(INSTALLED)
 	$(PY) benchmarks/layers.py --output benchmarks/results/layers.json
 
@@ -39,3 +60,4 @@ reproduce-small: $(INSTALLED)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+	-$(BAZEL) clean 2>/dev/null
