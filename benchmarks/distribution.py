@@ -1,9 +1,10 @@
 """Training speed with 1 vs 2 synchronous replicas (`--distribution_strategy=mirrored`).
 
 The anchor is the same run on one device (`default`), measured in the same process. On a CPU
-the two replicas are logical devices of the same cores (`--logical_cpu_devices=2`), so this
-measures the cost of the distributed path (sharding, all-reduces, HF's cross-replica step)
-rather than a speed-up; on GPUs each replica has its own device.
+the two replicas are logical devices sharing the machine's cores (`--logical_cpu_devices=2`):
+small per-replica ops can run side by side on two cores, while the distributed path adds
+sharding, all-reduces and, for HF, one cross-replica exchange per CG product; on GPUs each
+replica has its own device.
 
     .venv/bin/python benchmarks/distribution.py --output benchmarks/results/distribution.json
 
@@ -59,7 +60,7 @@ def main():
         "benchmark": "distribution",
         "machine": machine_description(),
         "model": f"rnn (100 tanh units) on addition T={args.seq_len}, global batch {args.batch_size}",
-        "replicas": "2 logical CPU devices sharing the same cores (no speed-up is possible here)",
+        "replicas": "2 logical CPU devices sharing the machine's cores",
         "hf": "50 CG steps cap, structural damping 1/30, curvature fraction 0.1",
         "results": rows,
     }, args.output)
