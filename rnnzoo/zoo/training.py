@@ -36,6 +36,7 @@ from rnnzoo.zoo.checkpoint import Checkpointer
 from rnnzoo.zoo.optimizer_factory import (
     DEFAULT_CLIP_NORM,
     DEFAULT_LEARNING_RATE,
+    OWN_STEP_OPTIMIZERS,
     check_optimizer_settings,
     make_optimizer,
 )
@@ -68,7 +69,8 @@ class TrainConfig:
             0.8 ... 0.999 at exponentially spaced steps from `momentum_period`).
         final_phase: fraction of the run at the end with the learning rate
             divided by 10 and mu = 0.99 (thesis §7.3); 0 disables it.
-        hf_*: `rnnzoo.optimizers.HessianFree` arguments.
+        hf_*: `rnnzoo.optimizers.HessianFree` arguments; `ahf` uses `hf_max_cg_iterations`
+            as its cap on Krylov directions and `hf_curvature_fraction`.
         seq_len: problem length T (task dependent).
         batch_size: training sequences per step.
         train_steps: total optimizer steps of the run (across resumptions).
@@ -158,8 +160,8 @@ def resolve_config(config):
         )
     settings = {"learning_rate": DEFAULT_LEARNING_RATE, "clip_norm": DEFAULT_CLIP_NORM}
     recipe = dict(family.recipes.get(config.model, {}))
-    if config.optimizer == "hf":
-        recipe.pop("clip_norm", None)  # Hessian-free chooses its own step
+    if config.optimizer in OWN_STEP_OPTIMIZERS:
+        recipe.pop("clip_norm", None)  # these optimizers choose their own step
     settings.update(recipe)
     unset = {name: value for name, value in settings.items() if getattr(config, name) is None}
     return dataclasses.replace(config, task=task, task_options=dict(config.task_options), **unset)
@@ -338,7 +340,7 @@ def _check_resumable(config, state, model_dir):
 
 def dtype_policy(config):
     """The Keras dtype policy the run's model is built under (see `TrainConfig.mixed_precision`)."""
-    if config.mixed_precision and config.optimizer != "hf":
+    if config.mixed_precision and config.optimizer not in OWN_STEP_OPTIMIZERS:
         return "mixed_float16"
     return keras.config.dtype_policy().name
 
