@@ -56,7 +56,8 @@ class TrainConfig:
             `{"binarize": True}` for `digits`.
         optimizer: one of `OPTIMIZERS`: `sgd`, `momentum` (classical, eq.
             7.1-7.2), `nag` (thesis eq. 7.12-7.13), `adam`, `hf` (Hessian-free,
-            thesis Alg. 5).
+            thesis Alg. 5), `ahf` (augmented Hessian-free, §6.2), `lbfgs` (L-BFGS,
+            memory 100, §6.7.1).
         learning_rate: constant learning rate (ignored when `lr_values` is
             set); `None`: the model's recipe (`registry.Family.recipes`) or 1e-3.
         lr_boundaries, lr_values: piecewise-constant learning rate
