@@ -95,3 +95,22 @@ def test_lbfgs_never_raises_the_loss_and_rejects_bad_arguments(float64):
         LBFGS(memory=0)
     with pytest.raises(ValueError, match="line_search_shrink"):
         LBFGS(line_search_shrink=1.0)
+
+
+def test_lbfgs_memory_is_saved_and_restored_with_the_model(tmp_path, float64):
+    x, y = _problem(n=50, d=4)
+    inputs = keras.Input((4,))
+    model = rnnzoo.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(optimizer=LBFGS(memory=2), loss="mse")
+    model.fit(x, y, batch_size=50, epochs=3, shuffle=False, verbose=0)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert isinstance(restored.optimizer, LBFGS) and restored.optimizer.memory == 2
+    assert int(restored.optimizer.pairs.numpy()) == 3  # 3 stored, the ring buffer holds 2
+    np.testing.assert_array_equal(restored.optimizer.s_memory.numpy(),
+                                  model.optimizer.s_memory.numpy())
+    for trained in (model, restored):
+        trained.fit(x, y, batch_size=50, epochs=1, shuffle=False, verbose=0)
+    for ours, theirs in zip(model.get_weights(), restored.get_weights()):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
