@@ -72,7 +72,8 @@ def _cg_step_loss(model, x, y, steps):
     iterates, _, count, _ = conjugate_gradient(
         lambda v: _flatten(product(_unflatten(v, variables))), -gradient,
         tf.zeros_like(gradient), steps, tolerance=0.0)
-    for variable, start, change in zip(variables, theta, _unflatten(iterates[count - 1], variables)):
+    step = _unflatten(iterates[count - 1], variables)
+    for variable, start, change in zip(variables, theta, step):
         variable.assign(start + change)
     result = float(loss.value(y, model(x, training=False)))
     for variable, start in zip(variables, theta):
