@@ -56,9 +56,10 @@ flags.DEFINE_float("final_phase", _DEFAULTS.final_phase,
 flags.DEFINE_float("hf_damping", _DEFAULTS.hf_damping, "HF: initial Tikhonov damping lambda.")
 flags.DEFINE_float("hf_structural_damping", _DEFAULTS.hf_structural_damping,
                    "HF: structural damping mu (thesis §4.2.3).")
-flags.DEFINE_integer("hf_max_cg_iterations", _DEFAULTS.hf_max_cg_iterations, "HF: CG step cap.")
+flags.DEFINE_integer("hf_max_cg_iterations", _DEFAULTS.hf_max_cg_iterations,
+                     "HF: CG step cap; AHF: direction cap.")
 flags.DEFINE_float("hf_curvature_fraction", _DEFAULTS.hf_curvature_fraction,
-                   "HF: fraction of each batch used for curvature products.")
+                   "HF, AHF: fraction of each batch used for curvature products.")
 flags.DEFINE_integer("seq_len", None, "Problem length T.")
 flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Training sequences per step.")
 flags.DEFINE_integer("train_steps", _DEFAULTS.train_steps, "Total optimizer steps.")

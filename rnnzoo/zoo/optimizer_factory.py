@@ -2,16 +2,19 @@
 
 One factory and one set of defaults (`rnnzoo.zoo.training.TrainConfig`):
 `sgd`, `momentum` (classical, thesis eq. 7.1-7.2), `nag` (eq. 7.12-7.13),
-`adam`, `hf` (Hessian-free, Alg. 5), with the learning-rate and momentum
-schedules of thesis ch. 7 and gradient-norm clipping.
+`adam`, `hf` (Hessian-free, Alg. 5), `ahf` (augmented Hessian-free, §6.2) and
+`lbfgs` (L-BFGS with memory 100, the baseline of §6.7.1), with the learning-rate and
+momentum schedules of thesis ch. 7 and gradient-norm clipping.
 """
 
 import keras
 
-from rnnzoo.optimizers import NAG, HessianFree, schedules
+from rnnzoo.optimizers import LBFGS, NAG, AugmentedHessianFree, HessianFree, schedules
 from rnnzoo.optimizers.momentum import Momentum
 
-OPTIMIZERS = ("sgd", "momentum", "nag", "adam", "hf")
+OPTIMIZERS = ("sgd", "momentum", "nag", "adam", "hf", "ahf", "lbfgs")
+OWN_STEP_OPTIMIZERS = ("hf", "ahf", "lbfgs")
+"""Optimizers that choose their own step (line searches): no learning-rate clipping applies."""
 MOMENTUM_SCHEDULES = ("constant", "piecewise", "nesterov", "progression")
 DEFAULT_LEARNING_RATE = 1e-3
 """The learning rate of a run that sets none (and whose model's recipe sets none)."""
@@ -34,10 +37,10 @@ def check_optimizer_settings(config):
         raise ValueError(f"learning_rate must be > 0, got {config.learning_rate!r}.")
     if config.clip_norm is not None and not config.clip_norm >= 0:
         raise ValueError(f"clip_norm must be >= 0 (0 disables clipping), got {config.clip_norm!r}.")
-    if config.optimizer == "hf" and config.clip_norm:
+    if config.optimizer in OWN_STEP_OPTIMIZERS and config.clip_norm:
         raise ValueError(
-            f"clip_norm={config.clip_norm} does not apply to --optimizer=hf (Hessian-free "
-            "chooses its step by CG and a line search); pass --clip_norm=0."
+            f"clip_norm={config.clip_norm} does not apply to --optimizer={config.optimizer} "
+            "(it chooses its step by a line search); pass --clip_norm=0."
         )
     if not 0 <= config.final_phase < 1:
         raise ValueError(f"final_phase must be in [0, 1), got {config.final_phase!r}.")
@@ -92,6 +95,13 @@ def make_optimizer(config):
             max_cg_iterations=int(config.hf_max_cg_iterations),
             curvature_fraction=float(config.hf_curvature_fraction),
         )
+    if config.optimizer == "ahf":
+        return AugmentedHessianFree(
+            max_directions=int(config.hf_max_cg_iterations),
+            curvature_fraction=float(config.hf_curvature_fraction),
+        )
+    if config.optimizer == "lbfgs":
+        return LBFGS(memory=100)
     rate = learning_rate_schedule(config)
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(rate, **clip)

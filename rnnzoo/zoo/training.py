@@ -38,6 +38,7 @@ from rnnzoo.zoo.checkpoint import Checkpointer
 from rnnzoo.zoo.optimizer_factory import (
     DEFAULT_CLIP_NORM,
     DEFAULT_LEARNING_RATE,
+    OWN_STEP_OPTIMIZERS,
     check_optimizer_settings,
     make_optimizer,
 )
@@ -57,7 +58,8 @@ class TrainConfig:
             `{"binarize": True}` for `digits`.
         optimizer: one of `OPTIMIZERS`: `sgd`, `momentum` (classical, eq.
             7.1-7.2), `nag` (thesis eq. 7.12-7.13), `adam`, `hf` (Hessian-free,
-            thesis Alg. 5).
+            thesis Alg. 5), `ahf` (augmented Hessian-free, §6.2), `lbfgs` (L-BFGS,
+            memory 100, §6.7.1).
         learning_rate: constant learning rate (ignored when `lr_values` is
             set); `None`: the model's recipe (`registry.Family.recipes`) or 1e-3.
         lr_boundaries, lr_values: piecewise-constant learning rate
@@ -70,7 +72,8 @@ class TrainConfig:
             0.8 ... 0.999 at exponentially spaced steps from `momentum_period`).
         final_phase: fraction of the run at the end with the learning rate
             divided by 10 and mu = 0.99 (thesis §7.3); 0 disables it.
-        hf_*: `rnnzoo.optimizers.HessianFree` arguments.
+        hf_*: `rnnzoo.optimizers.HessianFree` arguments; `ahf` uses `hf_max_cg_iterations`
+            as its cap on Krylov directions and `hf_curvature_fraction`.
         seq_len: problem length T (task dependent).
         batch_size: training sequences per step.
         train_steps: total optimizer steps of the run (across resumptions).
@@ -169,8 +172,8 @@ def resolve_config(config):
         )
     settings = {"learning_rate": DEFAULT_LEARNING_RATE, "clip_norm": DEFAULT_CLIP_NORM}
     recipe = dict(family.recipes.get(config.model, {}))
-    if config.optimizer == "hf":
-        recipe.pop("clip_norm", None)  # Hessian-free chooses its own step
+    if config.optimizer in OWN_STEP_OPTIMIZERS:
+        recipe.pop("clip_norm", None)  # these optimizers choose their own step
     settings.update(recipe)
     unset = {name: value for name, value in settings.items() if getattr(config, name) is None}
     return dataclasses.replace(config, task=task, task_options=dict(config.task_options), **unset)
@@ -377,7 +380,7 @@ def _check_resumable(config, state, model_dir):
 
 def dtype_policy(config):
     """The Keras dtype policy the run's model is built under (see `TrainConfig.mixed_precision`)."""
-    if config.mixed_precision and config.optimizer != "hf":
+    if config.mixed_precision and config.optimizer not in OWN_STEP_OPTIMIZERS:
         return "mixed_float16"
     return keras.config.dtype_policy().name
 
