@@ -36,6 +36,12 @@ class Model(keras.Model):
                 self.optimizer.build(self.trainable_variables)
         if not own_step or not _distributed(self.distribute_strategy):
             return super().make_train_function(force=force)
+        if not hasattr(self.optimizer, "run_replicated_step"):
+            raise ValueError(
+                f"{type(self.optimizer).__name__} has no replicated step and cannot train under a "
+                "tf.distribute strategy; train it on one device (--distribution_strategy=default) "
+                "or use HessianFree or a first-order optimizer."
+            )
         if self.train_function is not None and not force:
             return self.train_function
         step = tf.function(self._replicated_train_step, reduce_retracing=True)

@@ -125,3 +125,18 @@ def test_bad_distribution_settings_name_the_value_and_the_fix(monkeypatch):
         check_config(TrainConfig(model="rnn", model_dir="/tmp/x", distribution_strategy="ps"))
     with pytest.raises(ValueError, match="logical CPU devices must be a positive integer"):
         distribution.use_logical_cpu_devices(0)
+
+
+def test_an_own_step_optimizer_without_a_replicated_step_is_refused_under_a_strategy():
+    import keras
+
+    import rnnzoo
+    from rnnzoo.optimizers import LBFGS
+
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        inputs = keras.Input((3,))
+        model = rnnzoo.Model(inputs, keras.layers.Dense(1)(inputs))
+        model.compile(optimizer=LBFGS(), loss="mse")
+    data = tf.data.Dataset.from_tensors((tf.ones([4, 3]), tf.ones([4, 1])))
+    with pytest.raises(ValueError, match="LBFGS has no replicated step.*--distribution_strategy=default"):
+        model.fit(data, epochs=1, verbose=0)
