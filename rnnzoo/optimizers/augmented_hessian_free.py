@@ -35,11 +35,9 @@ import math
 
 import keras
 import tensorflow as tf
-from keras import tree
 
-from rnnzoo.optimizers.gauss_newton import gauss_newton_operator, trainable_variables
-from rnnzoo.optimizers.hessian_free import _check, _flatten, _unflatten
-from rnnzoo.optimizers.matching_losses import matching_loss
+from rnnzoo.optimizers.gauss_newton import trainable_variables
+from rnnzoo.optimizers.hessian_free import _check, _LocalBatch, _unflatten
 
 
 @keras.saving.register_keras_serializable(package="rnnzoo")
@@ -107,44 +105,21 @@ class AugmentedHessianFree(keras.optimizers.Optimizer):
         if model.loss is None:
             raise ValueError("Compile the model with a loss before training with "
                              "AugmentedHessianFree.")
-        loss = matching_loss(model.loss)
         if not self.built:
             self.build(variables)
         dtype = self.previous_update.dtype
         theta = [tf.identity(v.value) for v in variables]
-
-        def objective(x, y, sample_weight):
-            y_pred = model(x, training=False)
-            outputs = tf.cast(loss.linear_outputs(y_pred), dtype)
-            value = loss.value(y, outputs, sample_weight=sample_weight)
-            if model.losses:
-                value = value + tf.cast(tf.add_n(model.losses), dtype)
-            return value, y_pred
+        batch = _LocalBatch(self, model, x, y, sample_weight)
 
         def loss_at(delta):
             for variable, start, change in zip(variables, theta, _unflatten(delta, variables)):
                 variable.assign(start + change)
-            value, _ = objective(x, y, sample_weight)
+            value = batch.loss()
             return tf.where(tf.math.is_finite(value), value, tf.constant(math.inf, dtype))
 
-        with tf.GradientTape() as tape:
-            loss_value, y_pred = objective(x, y, sample_weight)
-        gradient = _flatten(tape.gradient(loss_value, variables, unconnected_gradients="zero"))
+        loss_value, gradient, y_pred = batch.loss_and_gradient()
         finite = tf.math.is_finite(loss_value) & tf.reduce_all(tf.math.is_finite(gradient))
-
-        batch = tf.shape(tree.flatten(x)[0])[0]
-        curvature_size = tf.maximum(
-            1, tf.cast(tf.math.ceil(self.curvature_fraction * tf.cast(batch, tf.float32)), tf.int32)
-        )
-
-        def head(tensor):
-            return None if tensor is None else tensor[:curvature_size]
-
-        x_c, y_c, weight_c = (tree.map_structure(head, t) for t in (x, y, sample_weight))
-        product = gauss_newton_operator(model, loss, x_c, 0.0, y=y_c, sample_weight=weight_c)
-
-        def apply_curvature(vector):
-            return _flatten(product(_unflatten(vector, variables)))
+        apply_curvature = batch.curvature(0.0)
 
         slots = self.max_directions
         size = tf.shape(gradient)[0]
