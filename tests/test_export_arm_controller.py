@@ -150,24 +150,11 @@ LOAD_AND_CALL = textwrap.dedent(
 
 @pytest.mark.slow
 def test_export_gives_the_same_outputs_under_the_tensorflow_tf_serving_links(exported, tmp_path):
-    from tests.test_export_serving_tf_version import SERVING_TF, VENV
+    from tests.test_export_serving_tf_version import SERVING_TF, outputs_under_serving_tf_and_ours
 
-    python = os.path.join(VENV, "bin", "python")
-    if not os.path.exists(os.path.join(VENV, ".installed")):
-        pytest.skip(f"no TF {SERVING_TF} virtualenv at {VENV}; run "
-                    "tests/test_export_serving_tf_version.py once to create it")
-    script = tmp_path / "load_and_call.py"
-    script.write_text(LOAD_AND_CALL)
     request = json.dumps({"start": START.tolist(), "target": TARGET.tolist(),
                           "state": np.zeros((2, 2 * UNITS)).tolist()})
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    outputs = []
-    for interpreter in (python, sys.executable):
-        result = subprocess.run([interpreter, str(script), exported, request], capture_output=True,
-                                text=True, timeout=600, cwd=str(tmp_path), env=env)
-        assert result.returncode == 0, result.stderr[-3000:]
-        outputs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    outputs = outputs_under_serving_tf_and_ours(LOAD_AND_CALL, [exported, request], tmp_path)
     serving, ours = outputs
     assert serving["version"].rsplit(".", 1)[0] == SERVING_TF != ours["version"].rsplit(".", 1)[0]
     np.testing.assert_allclose(serving["torque"], ours["torque"], rtol=1e-5, atol=1e-6)

@@ -60,6 +60,26 @@ LOAD_AND_CALL = textwrap.dedent(
 )
 
 
+def outputs_under_serving_tf_and_ours(script, args, tmp_path):
+    """The last stdout line (JSON) of `script` run with `args` under TF `SERVING_TF` and under ours,
+    each without rnnzoo on the path; skips when the TF `SERVING_TF` virtualenv was never made."""
+    python = os.path.join(VENV, "bin", "python")
+    if not os.path.exists(os.path.join(VENV, ".installed")):
+        pytest.skip(f"no TF {SERVING_TF} virtualenv at {VENV}; run "
+                    "tests/test_export_serving_tf_version.py once to create it")
+    path = tmp_path / "load_and_call.py"
+    path.write_text(script)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    outputs = []
+    for interpreter in (python, sys.executable):
+        result = subprocess.run([interpreter, str(path), *args], capture_output=True, text=True,
+                                timeout=600, cwd=str(tmp_path), env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    return outputs
+
+
 @pytest.fixture(scope="module")
 def serving_tf_python():
     """The python of a virtualenv with TF and tf-text `SERVING_TF`, created on first use."""

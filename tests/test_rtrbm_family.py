@@ -215,24 +215,11 @@ print(json.dumps({"version": tf.__version__, "probabilities": predicted.numpy().
 def test_the_export_gives_the_same_outputs_under_the_tensorflow_tf_serving_links(trained_run, tmp_path):
     import json
 
-    from tests.test_export_serving_tf_version import SERVING_TF, VENV
+    from tests.test_export_serving_tf_version import SERVING_TF, outputs_under_serving_tf_and_ours
 
-    python = os.path.join(VENV, "bin", "python")
-    if not os.path.exists(os.path.join(VENV, ".installed")):
-        pytest.skip(f"no TF {SERVING_TF} virtualenv at {VENV}; run "
-                    "tests/test_export_serving_tf_version.py once to create it")
     base, _ = exported(trained_run)
-    script = tmp_path / "load_and_call.py"
-    script.write_text(LOAD_AND_CALL)
     frames = json.dumps(BouncingBalls(frames=4, resolution=30, seed=11).test_videos(2).tolist())
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    outputs = []
-    for interpreter in (python, sys.executable):
-        result = subprocess.run([interpreter, str(script), str(base / "1"), frames], capture_output=True,
-                                text=True, timeout=600, cwd=str(tmp_path), env=env)
-        assert result.returncode == 0, result.stderr[-3000:]
-        outputs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    outputs = outputs_under_serving_tf_and_ours(LOAD_AND_CALL, [str(base / "1"), frames], tmp_path)
     serving, ours = outputs
     assert serving["version"].rsplit(".", 1)[0] == SERVING_TF != ours["version"].rsplit(".", 1)[0]
     np.testing.assert_allclose(serving["probabilities"], ours["probabilities"], rtol=1e-5, atol=1e-6)
