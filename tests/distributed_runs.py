@@ -2,6 +2,7 @@
 
     python tests/distributed_runs.py mirrored DIR     # two logical CPU devices, and one device
     python tests/distributed_runs.py multi_worker DIR # this process is one worker of TF_CONFIG
+    python tests/distributed_runs.py families DIR     # every other family, two devices and one
 
 Prints one JSON line: {run name: [(step, train loss), ...]}. Logical devices and the
 multi-worker strategy must be set up before TensorFlow initialises, hence a process per case.
@@ -40,12 +41,54 @@ def histories(base, strategy):
     }
 
 
+def family_runs(base):
+    """A few steps of every family but the pathological one, with its recipe's optimizer
+    settings (gradient clipping for the char LM and seq2seq), each as `(TrainConfig fields,
+    family options)`; the corpora are written into `base`."""
+    text = os.path.join(base, "text.txt")
+    with open(text, "w") as f:
+        f.write("def f(x):\n    return x + 1\n" * 200)
+    pairs = os.path.join(base, "pairs.tsv")
+    with open(pairs, "w") as f:
+        f.write("\n".join([f"the {c} file {n} is open\tle fichier {c} {n} est ouvert"
+                           for n in ("one", "two", "three", "four") for c in ("red", "blue", "green")] * 3))
+    return {
+        "deep_lstm": (dict(model="deep_lstm", task="digits", batch_size=16, optimizer="momentum"),
+                      dict(units=8, layers=2)),
+        "deep_autoencoder": (dict(model="deep_autoencoder", task="digits", batch_size=16, optimizer="nag",
+                                  learning_rate=0.005), dict(encoder_sizes="16,4")),
+        "char_lstm": (dict(model="char_lstm", seq_len=20, batch_size=8, early_stop=False),
+                      dict(corpus=text, context=5, units=16)),
+        "seq2seq": (dict(model="seq2seq", batch_size=8, optimizer="momentum", learning_rate=0.5),
+                    dict(corpus=pairs, vocab_size=40, units=16, embedding_dim=8, max_decode_length=12)),
+        "arm_controller": (dict(model="arm_controller", task="center_out", seq_len=4), dict(units=4)),
+        "arm_controller_hf": (dict(model="arm_controller", task="center_out", seq_len=4, optimizer="hf",
+                                   hf_max_cg_iterations=4), dict(units=4)),
+        "rtrbm": (dict(model="rtrbm", optimizer="momentum", batch_size=2, seq_len=8),
+                  dict(units=12, pretrain_steps=3, pretrain_sequences=2, pretrain_batch_size=10,
+                       initial_cd_updates=2, initial_cd_steps=1, cd_steps=2, prediction_gibbs_steps=2)),
+    }
+
+
+def family_histories(base, strategy):
+    """Three steps of every run of `family_runs` under `strategy`: {name: [(step, train loss)]}."""
+    return {
+        name: [(e["step"], e["train_loss"]) for e in train(TrainConfig(
+            train_steps=3, eval_every=1, test_size=8, verbose=0, distribution_strategy=strategy,
+            model_dir=os.path.join(base, strategy, name), **fields), **options)["history"]]
+        for name, (fields, options) in family_runs(base).items()
+    }
+
+
 if __name__ == "__main__":
     case, base = sys.argv[1], sys.argv[2]
     if case == "mirrored":
         distribution.use_logical_cpu_devices(2)
         result = {"mirrored": histories(os.path.join(base, "mirrored"), "mirrored"),
                   "default": histories(os.path.join(base, "default"), "default")}
+    elif case == "families":
+        distribution.use_logical_cpu_devices(2)
+        result = {"mirrored": family_histories(base, "mirrored"), "default": family_histories(base, "default")}
     else:
         result = histories(base, "multi_worker_mirrored")
     print(json.dumps(result))

@@ -63,7 +63,11 @@ def make_strategy(name, devices=()):
                 f"devices {unknown} do not exist here; this process has {sorted(known)} "
                 "(on a CPU, --logical_cpu_devices=N makes N CPU devices)."
             )
-        return tf.distribute.MirroredStrategy(list(devices) or None)
+        # One strategy per device set and process: a second MirroredStrategy would number its
+        # collectives from the same keys, and TensorFlow's collective executor would mix the two.
+        if devices not in _mirrored:
+            _mirrored[devices] = tf.distribute.MirroredStrategy(list(devices) or None)
+        return _mirrored[devices]
     global _multi_worker
     if _multi_worker is None:  # TensorFlow's collectives take one such strategy per process
         _check_tf_config()
@@ -72,6 +76,7 @@ def make_strategy(name, devices=()):
 
 
 _multi_worker = None
+_mirrored = {}
 
 
 class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
@@ -143,9 +148,12 @@ def barrier(strategy):
     strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
 
 
-def distribute_train_dataset(strategy, dataset, global_batch_size):
+def distribute_train_dataset(strategy, dataset, batch_size=None):
     """`dataset` of global batches as a distributed dataset: replica r of step k gets rows
-    `[r b, (r + 1) b)` of global batch k, `b = global_batch_size / replicas`.
+    `[r b, (r + 1) b)` of global batch k, `b` = the global batch's rows / replicas.
+
+    `batch_size`, the rows of a global batch when `dataset` does not declare them (e.g. the
+    run's `--batch_size`), is checked against the replicas now.
 
     Every worker reads the whole (seeded) stream and keeps its replicas' rows, so each step
     trains on exactly the global batch a single-device run trains on.
@@ -157,24 +165,37 @@ def distribute_train_dataset(strategy, dataset, global_batch_size):
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         return replica_batches(
-            dataset, global_batch_size, replicas, context.input_pipeline_id * local, local
+            dataset, replicas, context.input_pipeline_id * local, local
         ).with_options(options)
 
-    replica_batches(dataset, global_batch_size, replicas, 0, 1)  # checks the batch size now
+    replica_batches(dataset, replicas, 0, 1, batch_size)  # checks the batch size now
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
-def replica_batches(dataset, global_batch_size, replicas, first_replica, local_replicas):
+def replica_batches(dataset, replicas, first_replica, local_replicas, batch_size=None):
     """The replica batches one worker feeds, in the order its replicas take them: for each
-    global batch of `dataset`, the shards of replicas `first_replica ... + local_replicas - 1`."""
-    if global_batch_size % replicas:
+    global batch of `dataset`, the shards of replicas `first_replica ... + local_replicas - 1`.
+
+    A global batch whose rows do not split into `replicas` equal shards is refused: now when
+    `dataset` declares its rows (else `batch_size`, when given), and when the batch arrives.
+    """
+    leading = {spec.shape[0] for spec in tf.nest.flatten(dataset.element_spec) if spec.shape.rank}
+    declared = next(iter(leading)) if len(leading) == 1 and None not in leading else batch_size
+    if declared is not None and declared % replicas:
         raise ValueError(
-            f"batch_size={global_batch_size} does not split into {replicas} equal replica "
-            f"batches; choose a multiple of {replicas}."
+            f"batch_size={declared} does not split into {replicas} equal replica batches; "
+            f"choose a multiple of {replicas}."
         )
-    size = global_batch_size // replicas
 
     def shards(*batch):
+        count = tf.shape(tf.nest.flatten(batch)[0])[0]
+        check = tf.debugging.assert_equal(count % replicas, 0, message=(
+            f"a global batch does not split into {replicas} equal replica batches; choose a "
+            f"batch size that is a multiple of {replicas}."
+        ))
+        with tf.control_dependencies([check]):
+            size = count // replicas
+
         def rows(replica):
             start = (first_replica + replica) * size
             return tf.nest.map_structure(lambda t: t[start:start + size], batch)

@@ -37,12 +37,15 @@ import tensorflow as tf
 
 from rnnzoo.data.bouncing_balls import BouncingBalls
 from rnnzoo.layers.rtrbm import EXPECTATIONS, RTRBM, TRBM, VISIBLE_TYPES
+from rnnzoo.model import symbolic_build_from_spec
 from rnnzoo.zoo import evaluation, registry
 
 MODELS = ("rtrbm", "trbm")
 TASKS = ("bouncing_balls",)
 DEFAULT_FRAMES = 100
 DEFAULT_TEST_SIZE = 20
+REPLICA_SEED_STRIDE = 1 << 40
+"""Seed offset between the replicas of a tf.distribute strategy (far beyond any update count)."""
 
 
 @dataclasses.dataclass
@@ -158,6 +161,9 @@ class TemporalRBMModel(keras.Model):
     def call(self, frames):
         return self.rbm(frames)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        return super()._maybe_symbolic_build(**symbolic_build_from_spec(iterator, data_batch))
+
     def cd_steps_at(self, step):
         """k of CD-k at update `step` (int tensor)."""
         return tf.where(step < self.initial_cd_updates, self.initial_cd_steps, self.cd_steps)
@@ -165,15 +171,20 @@ class TemporalRBMModel(keras.Model):
     def train_step(self, data):
         frames, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         step = tf.cast(self.optimizer.iterations, tf.int64)
-        seed = tf.constant(self.seed, tf.int64) * 1_000_000_007 + step
+        # Under a tf.distribute strategy each replica samples its own chains (its id in the
+        # seed) for its shard, and the optimizer sums the replicas' gradients: each replica
+        # contributes its shard's mean gradient / replicas, the gradient of the global batch.
+        context = tf.distribute.get_replica_context()
+        replica = tf.cast(context.replica_id_in_sync_group, tf.int64)
+        seed = tf.constant(self.seed, tf.int64) * 1_000_000_007 + step + replica * REPLICA_SEED_STRIDE
         with tf.GradientTape() as tape:
             loss, negatives = self.rbm.cd_loss(frames, self.cd_steps_at(step), seed)
         variables = self.rbm.trainable_variables
         gradients = tape.gradient(loss, variables)
+        scale = 1.0 / context.num_replicas_in_sync
         if self.lr_decay_steps > 0:
-            scale = tf.maximum(0.0, 1.0 - tf.cast(step, tf.float32) / float(self.lr_decay_steps))
-            gradients = [g * scale for g in gradients]
-        self.optimizer.apply_gradients(zip(gradients, variables))
+            scale *= tf.maximum(0.0, 1.0 - tf.cast(step, tf.float32) / float(self.lr_decay_steps))
+        self.optimizer.apply_gradients(zip([g * scale for g in gradients], variables))
         return {"loss": loss, "reconstruction_error": tf.reduce_mean(tf.square(frames - negatives))}
 
     def get_config(self):
@@ -206,18 +217,29 @@ def pretrain_static(rbm, frames, steps, cd_steps, batch_size, learning_rate, mom
     step RBM with its constant bias b_h trains W, b_h and b_v. Returns statistics."""
     optimizer = keras.optimizers.SGD(learning_rate, momentum=momentum)
     variables = [rbm.kernel, rbm.hidden_bias, rbm.visible_bias]
+    optimizer.build(variables)  # its variables, mirrored under a strategy, made outside the steps
     data = tf.constant(frames[:, None, :])
     rng = np.random.default_rng(seed)
 
-    @tf.function
-    def update(batch, step):
+    strategy = tf.distribute.get_strategy()
+
+    def replica_update(batch, step):
         shape = [tf.shape(batch)[0], 1, rbm.units]
         negatives, _ = rbm.gibbs(batch, tf.broadcast_to(rbm.hidden_bias, shape), cd_steps, step, salt=7)
         with tf.GradientTape() as tape:
             biases = tf.broadcast_to(rbm.hidden_bias, shape)
             loss = tf.reduce_mean(rbm.free_energy_gap(batch, negatives, biases))
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        share = 1.0 / tf.distribute.get_replica_context().num_replicas_in_sync
+        gradients = [g * share for g in tape.gradient(loss, variables)]
+        optimizer.apply_gradients(zip(gradients, variables))
         return tf.reduce_mean(tf.square(batch - negatives))
+
+    @tf.function
+    def update(batch, step):
+        # Under a tf.distribute strategy every replica updates on the whole batch with the
+        # same chains: the summed shares are the single-device update on every replica.
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, strategy.run(replica_update, args=(batch, step)),
+                               axis=None)
 
     error = None
     for step in range(steps):
