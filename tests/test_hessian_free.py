@@ -338,7 +338,15 @@ def test_hf_line_search_does_not_evaluate_the_unit_step_twice(float64):
     assert int(layer.calls.numpy()) == 1 + 1 + 4
 
 
-def test_hf_step_compiles_with_xla_and_takes_the_same_steps(float64):
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({}, id="defaults"),
+        pytest.param({"cg_warm_start": "final", "evaluation_batch": "curvature"},
+                     id="final_warm_start_curvature_evaluation", marks=pytest.mark.slow),
+    ],
+)
+def test_hf_step_compiles_with_xla_and_takes_the_same_steps(float64, options):
     """`jit_compile=True` compiles the whole HF step (CG, backtracking, line search)."""
     x, y = _sequence_regression(n=32)
     inputs = keras.Input((6, 2))
@@ -350,7 +358,7 @@ def test_hf_step_compiles_with_xla_and_takes_the_same_steps(float64):
         model.set_weights(weights)
         model.compile(
             optimizer=HessianFree(structural_damping=0.3, max_cg_iterations=8,
-                                  curvature_fraction=0.5),
+                                  curvature_fraction=0.5, **options),
             loss="mse", jit_compile=jit,
         )
         histories[jit] = model.fit(x, y, batch_size=32, epochs=3, verbose=0).history
