@@ -110,7 +110,8 @@ def _summary(name, curve, task, y_test, predictions_of, load_before):
         "seconds_to_solve": solved_at and solved_at["seconds"],
         "first_step_seconds": round(per_step[0], 3),
         "median_seconds_per_iteration": round(statistics.median(steady), 3),
-        "median_cpu_seconds_per_iteration": round(statistics.median(cpu_per_step[1:] or cpu_per_step), 3),
+        "median_cpu_seconds_per_iteration": round(
+            statistics.median(cpu_per_step[1:] or cpu_per_step), 3),
         "median_cg_steps": statistics.median(p["cg_steps"] for p in curve),
         # Each CG step is one curvature product; the gradient, backtracking and line
         # search are shared out over them.

@@ -144,10 +144,12 @@ def summarise(runs):
         summary[name] = {
             "seeds": len(mine),
             "solved": len(solved),
-            "median_seconds_to_solve": statistics.median(r["seconds"] for r in solved) if solved else None,
+            "median_seconds_to_solve": (
+                statistics.median(r["seconds"] for r in solved) if solved else None),
             "median_cpu_seconds_to_solve": (
                 statistics.median(r["cpu_seconds"] for r in solved) if solved else None),
-            "median_steps_to_solve": statistics.median(r["steps"] for r in solved) if solved else None,
+            "median_steps_to_solve": (
+                statistics.median(r["steps"] for r in solved) if solved else None),
             "median_seconds_per_iteration": statistics.median(
                 r["median_seconds_per_iteration"] for r in mine),
             "median_cg_steps_per_iteration": statistics.median(

@@ -2,7 +2,7 @@
 
     python tests/distributed_runs.py mirrored DIR     # two logical CPU devices, and one device
     python tests/distributed_runs.py multi_worker DIR # this process is one worker of TF_CONFIG
-    python tests/distributed_runs.py curvature_evaluation DIR  # HF evaluating on the curvature batch
+    python tests/distributed_runs.py curvature_evaluation DIR  # HF on the curvature batch
 
 Prints one JSON line: {run name: [(step, train loss), ...]}. Logical devices and the
 multi-worker strategy must be set up before TensorFlow initialises, hence a process per case.

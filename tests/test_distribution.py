@@ -66,9 +66,10 @@ def test_mirrored_hf_backtracks_on_each_replicas_curvature_batch_like_one_device
     """`evaluation_batch="curvature"` under a strategy: the curvature losses (backtracking, rho)
     are the replicas' mean over their shards' heads; with the same sequences there as the one
     device's curvature batch, losses and rho agree to float precision."""
-    process = subprocess.Popen([sys.executable, RUNS_SCRIPT, "curvature_evaluation", str(tmp_path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=_environment())
+    process = subprocess.Popen(
+        [sys.executable, RUNS_SCRIPT, "curvature_evaluation", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment(),
+    )
     result = _result(process)
     for key in ("loss", "rho"):
         np.testing.assert_allclose(result["mirrored"][key], result["default"][key], rtol=1e-5)

@@ -298,7 +298,9 @@ class CountingLinear(keras.layers.Layer):
         return x @ self.w + self.b
 
 
-@pytest.mark.parametrize("evaluation, whole_batch_losses", [("gradient", 1 + 2), ("curvature", 1 + 1)])
+@pytest.mark.parametrize(
+    "evaluation, whole_batch_losses", [("gradient", 1 + 2), ("curvature", 1 + 1)]
+)
 def test_hf_evaluates_the_whole_batch_for_backtracking_only_on_the_gradient_batch(
     float64, evaluation, whole_batch_losses
 ):

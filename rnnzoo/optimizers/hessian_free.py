@@ -136,10 +136,13 @@ class HessianFree(keras.optimizers.Optimizer):
         _check("line_search_steps", line_search_steps, lambda v: isinstance(v, int) and v > 0,
                "must be a positive integer")
         if cg_warm_start not in _WARM_STARTS:
-            raise ValueError(f"`cg_warm_start` must be one of {_WARM_STARTS}, got {cg_warm_start!r}.")
+            raise ValueError(
+                f"`cg_warm_start` must be one of {_WARM_STARTS}, got {cg_warm_start!r}."
+            )
         if evaluation_batch not in _EVALUATION_BATCHES:
             raise ValueError(
-                f"`evaluation_batch` must be one of {_EVALUATION_BATCHES}, got {evaluation_batch!r}."
+                f"`evaluation_batch` must be one of {_EVALUATION_BATCHES}, "
+                f"got {evaluation_batch!r}."
             )
         super().__init__(learning_rate=learning_rate, name=name)
         self.initial_damping = float(damping)
