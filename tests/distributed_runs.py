@@ -3,6 +3,7 @@
     python tests/distributed_runs.py mirrored DIR     # two logical CPU devices, and one device
     python tests/distributed_runs.py multi_worker DIR # this process is one worker of TF_CONFIG
     python tests/distributed_runs.py families DIR     # every other family, two devices and one
+    python tests/distributed_runs.py curvature_evaluation DIR  # HF on the curvature batch
 
 Prints one JSON line: {run name: [(step, train loss), ...]}. Logical devices and the
 multi-worker strategy must be set up before TensorFlow initialises, hence a process per case.
@@ -12,6 +13,12 @@ import json
 import os
 import sys
 
+import keras
+import numpy as np
+import tensorflow as tf
+
+import rnnzoo
+from rnnzoo.optimizers import HessianFree
 from rnnzoo.zoo import distribution
 from rnnzoo.zoo.training import TrainConfig, train
 
@@ -80,9 +87,42 @@ def family_histories(base, strategy):
     }
 
 
+def curvature_evaluation_histories():
+    """HF with `evaluation_batch="curvature"` and the final-iterate warm start, on one device
+    and on two mirrored replicas: `{strategy: {"loss": [...], "rho": [...]}}`.
+
+    Each replica's curvature batch is the head of its shard; the data repeats the local
+    curvature batch's second half as the second shard's head, so both see the same sequences.
+    """
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6, 2)).astype("float32")
+    x[20:30] = x[10:20]
+    y = np.tanh(x[:, 0, :1] - 0.5 * x[:, 2, 1:]).astype("float32")
+
+    def build():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((6, 2))
+        return rnnzoo.Model(inputs, keras.layers.Dense(1)(keras.layers.SimpleRNN(8)(inputs)))
+
+    result = {}
+    for name, strategy in (("default", tf.distribute.get_strategy()),
+                           ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
+        with strategy.scope():
+            model = build()
+            model.compile(optimizer=HessianFree(structural_damping=0.3, max_cg_iterations=8,
+                                                curvature_fraction=0.5, cg_warm_start="final",
+                                                evaluation_batch="curvature"), loss="mse")
+        history = model.fit(x, y, batch_size=40, epochs=3, shuffle=False, verbose=0).history
+        result[name] = {"loss": history["loss"], "rho": history["rho"]}
+    return result
+
+
 if __name__ == "__main__":
     case, base = sys.argv[1], sys.argv[2]
-    if case == "mirrored":
+    if case == "curvature_evaluation":
+        distribution.use_logical_cpu_devices(2)
+        result = curvature_evaluation_histories()
+    elif case == "mirrored":
         distribution.use_logical_cpu_devices(2)
         result = {"mirrored": histories(os.path.join(base, "mirrored"), "mirrored"),
                   "default": histories(os.path.join(base, "default"), "default")}

@@ -61,6 +61,21 @@ def test_mirrored_replicas_on_two_cpu_devices_train_like_one_device(tmp_path):
     assert result["mirrored"]["hf"][0][1] == pytest.approx(result["default"]["hf"][0][1], rel=1e-6)
 
 
+@pytest.mark.distributed
+def test_mirrored_hf_backtracks_on_each_replicas_curvature_batch_like_one_device(tmp_path):
+    """`evaluation_batch="curvature"` under a strategy: the curvature losses (backtracking, rho)
+    are the replicas' mean over their shards' heads; with the same sequences there as the one
+    device's curvature batch, losses and rho agree to float precision."""
+    process = subprocess.Popen(
+        [sys.executable, RUNS_SCRIPT, "curvature_evaluation", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment(),
+    )
+    result = _result(process)
+    for key in ("loss", "rho"):
+        np.testing.assert_allclose(result["mirrored"][key], result["default"][key], rtol=1e-5)
+    assert result["default"]["loss"][-1] < 0.5 * result["default"]["loss"][0]
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

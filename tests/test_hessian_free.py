@@ -224,6 +224,106 @@ class CountingGuardedScale(GuardedScale):
         return super().call(x)
 
 
+@pytest.mark.parametrize("warm_start", ["backtracked", "final"])
+def test_hf_warm_starts_cg_from_the_backtracked_step_or_the_final_iterate(float64, warm_start):
+    """The last CG iterate is beyond the NaN boundary, so the two candidates differ."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)) * np.array([1, 0.5, 0.2, 0.05])
+    y = x @ np.array([[1.0], [2.0], [6.0], [20.0]])
+    inputs = keras.Input((4,))
+    model = rnnzoo.Model(inputs, GuardedLinear()(inputs))
+    model.compile(
+        optimizer=HessianFree(damping=1e-8, curvature_fraction=1.0, max_cg_iterations=4,
+                              cg_warm_start=warm_start),
+        loss="mse",
+    )
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+    curvature = 2 * x.T @ x / len(x) + 1e-8 * np.eye(4)
+    iterates = _numpy_cg_iterates(curvature, 2 * x.T @ y[:, 0] / len(x), 4)
+    accepted = model.get_weights()[0]  # the backtracked step, taken whole (step size 1)
+    expected = iterates[-1] if warm_start == "final" else accepted
+    assert not np.allclose(iterates[-1], accepted)
+    np.testing.assert_allclose(model.optimizer.previous_update.numpy(), expected, rtol=1e-6)
+
+
+def test_hf_backtracks_and_takes_rho_on_the_curvature_batch(float64):
+    """`evaluation_batch="curvature"`: rho is the curvature half's actual over predicted
+    decrease; the step (CG on that half's curvature, the whole batch's gradient) is the same."""
+    x, y = _least_squares(seed=4, n=40)
+    design = np.c_[x, np.ones(len(x))]
+    rhos, steps = {}, {}
+    for evaluation in ("gradient", "curvature"):
+        model = _linear_model()
+        model.set_weights([np.full((3, 1), 0.5), np.zeros(1)])
+        model.compile(
+            optimizer=HessianFree(damping=1e-10, curvature_fraction=0.5, max_cg_iterations=20,
+                                  evaluation_batch=evaluation),
+            loss="mse",
+        )
+        start = _weights(model)
+        history = model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
+        rhos[evaluation], steps[evaluation] = history.history["rho"][0], _weights(model) - start
+        assert history.history["step_size"] == [1.0]
+    gradient = 2 * design.T @ (design @ start - y[:, 0]) / len(x)
+    curvature = 2 * design[:20].T @ design[:20] / 20
+    delta = -np.linalg.solve(curvature, gradient)
+    predicted = gradient @ delta + 0.5 * delta @ curvature @ delta
+
+    def loss(rows, w):
+        return np.mean((design[rows] @ w - y[rows, 0]) ** 2)
+
+    for evaluation, rows in (("gradient", slice(None)), ("curvature", slice(0, 20))):
+        np.testing.assert_allclose(steps[evaluation], delta, rtol=1e-7)
+        actual = loss(rows, start + delta) - loss(rows, start)
+        assert rhos[evaluation] == pytest.approx(actual / predicted, rel=1e-6)
+    assert abs(rhos["curvature"] - rhos["gradient"]) > 0.1
+
+
+@keras.saving.register_keras_serializable(package="rnnzoo_tests")
+class CountingLinear(keras.layers.Layer):
+    """`y = x . w + b`, counting its calls on batches of `full` examples."""
+
+    def __init__(self, full, **kwargs):
+        super().__init__(**kwargs)
+        self.full = full
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], 1), initializer="zeros", name="w")
+        self.b = self.add_weight(shape=(1,), initializer="zeros", name="b")
+        self.calls = self.add_weight(shape=(), initializer="zeros", dtype="int64",
+                                     trainable=False, name="calls")
+
+    def call(self, x):
+        self.calls.assign_add(tf.cast(tf.equal(tf.shape(x)[0], self.full), "int64"))
+        return x @ self.w + self.b
+
+
+@pytest.mark.parametrize(
+    "evaluation, whole_batch_losses", [("gradient", 1 + 2), ("curvature", 1 + 1)]
+)
+def test_hf_evaluates_the_whole_batch_for_backtracking_only_on_the_gradient_batch(
+    float64, evaluation, whole_batch_losses
+):
+    """CG solves the least-squares quadratic exactly (the curvature half has the whole batch's
+    curvature); the walk back stops one iterate before the last.
+    `"gradient"`: the gradient's loss, the walk's two (the unit step's reused by the line
+    search); `"curvature"`: the gradient's, then the line search's unit step (the walk ran
+    on the curvature half)."""
+    x, y = _least_squares(seed=4, n=20)
+    x, y = np.concatenate([x, x]), np.concatenate([y, y])  # the curvature half is the batch's twin
+    inputs = keras.Input((3,))
+    layer = CountingLinear(full=40)
+    model = rnnzoo.Model(inputs, layer(inputs))
+    model.compile(
+        optimizer=HessianFree(damping=1e-10, curvature_fraction=0.5, max_cg_iterations=20,
+                              evaluation_batch=evaluation),
+        loss="mse",
+    )
+    history = model.fit(x, y, batch_size=40, epochs=1, verbose=0)
+    assert history.history["step_size"] == [1.0]
+    assert int(layer.calls.numpy()) == whole_batch_losses
+
+
 def test_hf_line_search_does_not_evaluate_the_unit_step_twice(float64):
     """Full-batch losses: the gradient's, one backtracking one (the unit step, NaN), then
     the line search from alpha = 0.8 on (accepted at 0.8^4): 1 + 1 + 4 evaluations."""
@@ -240,7 +340,15 @@ def test_hf_line_search_does_not_evaluate_the_unit_step_twice(float64):
     assert int(layer.calls.numpy()) == 1 + 1 + 4
 
 
-def test_hf_step_compiles_with_xla_and_takes_the_same_steps(float64):
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({}, id="defaults"),
+        pytest.param({"cg_warm_start": "final", "evaluation_batch": "curvature"},
+                     id="final_warm_start_curvature_evaluation", marks=pytest.mark.slow),
+    ],
+)
+def test_hf_step_compiles_with_xla_and_takes_the_same_steps(float64, options):
     """`jit_compile=True` compiles the whole HF step (CG, backtracking, line search)."""
     x, y = _sequence_regression(n=32)
     inputs = keras.Input((6, 2))
@@ -252,7 +360,7 @@ def test_hf_step_compiles_with_xla_and_takes_the_same_steps(float64):
         model.set_weights(weights)
         model.compile(
             optimizer=HessianFree(structural_damping=0.3, max_cg_iterations=8,
-                                  curvature_fraction=0.5),
+                                  curvature_fraction=0.5, **options),
             loss="mse", jit_compile=jit,
         )
         histories[jit] = model.fit(x, y, batch_size=32, epochs=3, verbose=0).history
@@ -319,6 +427,8 @@ def test_hf_step_is_traced_once_per_run_also_for_batches_of_varying_length():
         ({"curvature_fraction": 0.0}, "curvature_fraction"),
         ({"max_cg_iterations": 2.5}, "max_cg_iterations"),
         ({"line_search_shrink": 1.0}, "line_search_shrink"),
+        ({"cg_warm_start": "last"}, "cg_warm_start.*'backtracked', 'final'"),
+        ({"evaluation_batch": "full"}, "evaluation_batch.*'gradient', 'curvature'"),
     ],
 )
 def test_hf_rejects_bad_arguments(kwargs, match):
@@ -350,6 +460,7 @@ def test_hf_errors_name_the_fix():
 
 
 def test_hf_config_round_trip():
-    optimizer = HessianFree(damping=2.0, structural_damping=0.3, max_cg_iterations=7)
+    optimizer = HessianFree(damping=2.0, structural_damping=0.3, max_cg_iterations=7,
+                            cg_warm_start="final", evaluation_batch="curvature")
     clone = HessianFree.from_config(optimizer.get_config())
     assert clone.get_config() == optimizer.get_config()

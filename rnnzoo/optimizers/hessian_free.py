@@ -20,6 +20,10 @@ def _unflatten(flat, variables):
     return [tf.reshape(part, v.shape) for part, v in zip(tf.split(flat, sizes), variables)]
 
 
+_WARM_STARTS = ("backtracked", "final")
+_EVALUATION_BATCHES = ("gradient", "curvature")
+
+
 def _check(name, value, condition, hint):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not condition(value):
         raise ValueError(f"`{name}` {hint}, got {value!r}.")
@@ -37,13 +41,18 @@ class HessianFree(keras.optimizers.Optimizer):
        curvature mini-batch (§4.5 uses 1/10);
     2. CG on `B = G + lambda I + lambda mu G_S` (Gauss-Newton matrix,
        Tikhonov damping, structural damping §4.2.3), warm-started from
-       `cg_decay` times the previous step's solution, stopped on the relative
-       progress of the quadratic (Martens 2010) or after `max_cg_iterations`;
+       `cg_decay` times the previous iteration's solution (`cg_warm_start`:
+       the step it backtracked to, or its final CG iterate as Martens 2010
+       §4.5 does), stopped on the relative progress of the quadratic
+       (Martens 2010) or after `max_cg_iterations`;
     3. CG backtracking: walking back over iterates saved at steps
-       `ceil(1.3^j)` while the loss on the batch decreases, past iterates
-       where it is NaN/Inf;
+       `ceil(1.3^j)` while the loss decreases, past iterates where it is
+       NaN/Inf; the loss is the whole batch's, or the curvature batch's
+       (`evaluation_batch="curvature"`, as Boulanger-Lewandowski's
+       theano-hf evaluates it);
     4. Levenberg-Marquardt (§4.2.1): `rho = (f(theta + delta) - f(theta)) /
-       q(delta)`; `rho > 3/4`: lambda x 2/3, `rho < 1/4`: lambda x 3/2;
+       q(delta)`, `f` on the same batch as the backtracking; `rho > 3/4`:
+       lambda x 2/3, `rho < 1/4`: lambda x 3/2;
     5. Armijo backtracking line search from step size `learning_rate`
        (shrinking by `line_search_shrink`, sufficient decrease `armijo`);
        no acceptable step leaves the weights unchanged.
@@ -81,6 +90,14 @@ class HessianFree(keras.optimizers.Optimizer):
         max_cg_iterations: cap on CG steps per iteration.
         cg_tolerance: epsilon of the relative-progress stopping rule.
         cg_decay: warm-start decay of the previous CG solution.
+        cg_warm_start: which previous solution CG starts from: `"backtracked"`
+            (the step CG backtracking chose, kept only when the line search
+            accepted it) or `"final"` (the last CG iterate, Martens 2010 and
+            both numpy/Theano peers).
+        evaluation_batch: the batch whose loss CG backtracking and rho use:
+            `"gradient"` (the whole batch) or `"curvature"` (its first
+            `curvature_fraction`, cheaper). The line search always uses the
+            whole batch, as its sufficient-decrease test uses its gradient.
         learning_rate: initial step size of the line search (1: the CG step).
         armijo: sufficient-decrease constant of the line search.
         line_search_shrink: step-size factor per line-search trial.
@@ -102,6 +119,8 @@ class HessianFree(keras.optimizers.Optimizer):
         armijo=1e-2,
         line_search_shrink=0.8,
         line_search_steps=20,
+        cg_warm_start="backtracked",
+        evaluation_batch="gradient",
         name="hessian_free",
     ):
         _check("damping", damping, lambda v: v > 0, "(initial lambda) must be > 0, e.g. 1.0")
@@ -116,6 +135,15 @@ class HessianFree(keras.optimizers.Optimizer):
         _check("line_search_shrink", line_search_shrink, lambda v: 0 < v < 1, "must be in (0, 1)")
         _check("line_search_steps", line_search_steps, lambda v: isinstance(v, int) and v > 0,
                "must be a positive integer")
+        if cg_warm_start not in _WARM_STARTS:
+            raise ValueError(
+                f"`cg_warm_start` must be one of {_WARM_STARTS}, got {cg_warm_start!r}."
+            )
+        if evaluation_batch not in _EVALUATION_BATCHES:
+            raise ValueError(
+                f"`evaluation_batch` must be one of {_EVALUATION_BATCHES}, "
+                f"got {evaluation_batch!r}."
+            )
         super().__init__(learning_rate=learning_rate, name=name)
         self.initial_damping = float(damping)
         self.structural_damping = float(structural_damping)
@@ -126,6 +154,8 @@ class HessianFree(keras.optimizers.Optimizer):
         self.armijo = float(armijo)
         self.line_search_shrink = float(line_search_shrink)
         self.line_search_steps = line_search_steps
+        self.cg_warm_start = cg_warm_start
+        self.evaluation_batch = evaluation_batch
 
     def build(self, variables):
         if self.built:
@@ -180,15 +210,21 @@ class HessianFree(keras.optimizers.Optimizer):
         dtype = self.previous_update.dtype
         theta = [tf.identity(v.value) for v in variables]
 
-        def loss_at(delta):
-            """The batch loss at theta + delta (leaves the weights there); NaN/Inf -> +inf."""
+        on_curvature_batch = self.evaluation_batch == "curvature"
+
+        def loss_at(delta, evaluate=batch.loss):
+            """`evaluate()` at theta + delta (leaves the weights there); NaN/Inf -> +inf."""
             for variable, start, change in zip(variables, theta, _unflatten(delta, variables)):
                 variable.assign(start + change)
-            value = batch.loss()
+            value = evaluate()
             return tf.where(tf.math.is_finite(value), value, tf.constant(math.inf, dtype))
+
+        evaluated = batch.curvature_loss if on_curvature_batch else batch.loss
 
         loss_value, gradient, y_pred = batch.loss_and_gradient()
         finite = tf.math.is_finite(loss_value) & tf.reduce_all(tf.math.is_finite(gradient))
+        # f(theta) on the backtracking's batch, the base of rho.
+        base_loss = batch.curvature_loss() if on_curvature_batch else loss_value
         gradient = tf.where(finite, gradient, tf.zeros_like(gradient))
 
         damping = tf.identity(self.damping.value)
@@ -206,7 +242,7 @@ class HessianFree(keras.optimizers.Optimizer):
         # CG backtracking (Martens 2010, §4.6): from the last iterate back while the
         # loss decreases; non-finite losses (NaN/Inf: +inf here) are walked past.
         def backtrack(j, best, best_loss, going):
-            value = loss_at(iterates[j])
+            value = loss_at(iterates[j], evaluated)
             better = value < best_loss
             going = better | ~tf.math.is_finite(value)
             return (j - 1, tf.where(better, j, best), tf.where(better, value, best_loss), going)
@@ -221,7 +257,7 @@ class HessianFree(keras.optimizers.Optimizer):
         predicted = values[best]  # q(delta) - q(0), the CG objective (eq. 4.1)
 
         # Levenberg-Marquardt (§4.2.1).
-        rho = (new_loss - loss_value) / predicted
+        rho = (new_loss - base_loss) / predicted
         valid = finite & tf.math.is_finite(rho) & (predicted < 0)
         damping_factor = tf.where(
             valid & (rho > 0.75), 2.0 / 3.0, tf.where(valid & (rho >= 0.25), 1.0, 1.5)
@@ -237,10 +273,10 @@ class HessianFree(keras.optimizers.Optimizer):
             accepted = value <= loss_value + armijo * alpha * slope
             return trial + 1, tf.where(accepted, alpha, alpha * self.line_search_shrink), accepted
 
-        # The backtracking evaluated the loss at delta: with a unit first step size
-        # that is the line search's first trial, which is not evaluated again.
+        # The backtracking evaluated the batch loss at delta: with a unit first step
+        # size that is the line search's first trial, which is not evaluated again.
         initial = tf.cast(self.learning_rate, dtype)
-        unit_step = tf.equal(initial, 1)
+        unit_step = tf.constant(False) if on_curvature_batch else tf.equal(initial, 1)
         unit_step_accepted = (
             finite & (slope < 0) & unit_step & (new_loss <= loss_value + armijo * slope)
         )
@@ -260,7 +296,11 @@ class HessianFree(keras.optimizers.Optimizer):
             variable.assign(value)
         for variable, change in zip(variables, _unflatten(alpha * delta, variables)):
             variable.assign_add(change)
-        self.previous_update.assign(tf.where(accepted, delta, tf.zeros_like(delta)))
+        if self.cg_warm_start == "final":
+            warm_start = tf.where(finite, iterates[saved - 1], tf.zeros_like(delta))
+        else:
+            warm_start = tf.where(accepted, delta, tf.zeros_like(delta))
+        self.previous_update.assign(warm_start)
         self.iterations.assign_add(1)
         return {
             "loss": loss_value,
@@ -284,6 +324,8 @@ class HessianFree(keras.optimizers.Optimizer):
             "armijo": self.armijo,
             "line_search_shrink": self.line_search_shrink,
             "line_search_steps": self.line_search_steps,
+            "cg_warm_start": self.cg_warm_start,
+            "evaluation_batch": self.evaluation_batch,
         }
 
 
@@ -310,6 +352,10 @@ class _LocalBatch:
     def loss(self):
         return self.objective(*self.batch)[0]
 
+    def curvature_loss(self):
+        """The loss on the curvature batch."""
+        return self.objective(*self.curvature_head(*self.batch))[0]
+
     def loss_and_gradient(self):
         return self.shard_loss_and_gradient(*self.batch)
 
@@ -319,8 +365,8 @@ class _LocalBatch:
         gradient = tape.gradient(value, self.variables, unconnected_gradients="zero")
         return value, _flatten(gradient), y_pred
 
-    def shard_operator(self, x, y, sample_weight, structural):
-        """`G v` (flat) on the curvature batch: the first `curvature_fraction` of this batch."""
+    def curvature_head(self, x, y, sample_weight):
+        """The curvature batch: the first `curvature_fraction` of `(x, y, sample_weight)`."""
         size = tf.shape(tree.flatten(x)[0])[0]
         curvature_size = tf.maximum(1, tf.cast(
             tf.math.ceil(self.optimizer.curvature_fraction * tf.cast(size, tf.float32)), tf.int32
@@ -329,7 +375,11 @@ class _LocalBatch:
         def head(tensor):
             return None if tensor is None else tensor[:curvature_size]
 
-        x_c, y_c, weight_c = (tree.map_structure(head, t) for t in (x, y, sample_weight))
+        return tuple(tree.map_structure(head, t) for t in (x, y, sample_weight))
+
+    def shard_operator(self, x, y, sample_weight, structural):
+        """`G v` (flat) on the curvature batch: the first `curvature_fraction` of this batch."""
+        x_c, y_c, weight_c = self.curvature_head(x, y, sample_weight)
         product = gauss_newton_operator(
             self.model, self.matching, x_c, structural, y=y_c, sample_weight=weight_c
         )
@@ -356,6 +406,11 @@ class _ReplicatedBatch(_LocalBatch):
 
     def loss(self):
         return self._mean(self.strategy.run(lambda *b: self.objective(*b)[0], args=self.batch))
+
+    def curvature_loss(self):
+        return self._mean(self.strategy.run(
+            lambda *b: self.objective(*self.curvature_head(*b))[0], args=self.batch
+        ))
 
     def loss_and_gradient(self):
         value, gradient, y_pred = self.strategy.run(self.shard_loss_and_gradient, args=self.batch)
