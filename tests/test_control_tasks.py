@@ -146,6 +146,22 @@ def test_rollout_gradient_matches_finite_differences():
     assert grad == pytest.approx((up - down) / (2 * eps), rel=1e-5)
 
 
+def test_rollout_graph_does_not_grow_with_the_horizon():
+    """One `tf.while_loop`: tracing costs the same at T = 5 and T = 50 (no unrolled copies)."""
+    controller, arm = PDController(), TwoLinkArm()
+
+    def operations(steps):
+        batch = float64(DDN(steps=steps, delay=3, batch_size=2).batch(np.random.default_rng(0)))
+        graph = tf.function(lambda: rollout(controller, arm, batch, delay=3)
+                            ).get_concrete_function().graph
+        return len(graph.get_operations()), graph
+
+    short, _ = operations(5)
+    long, graph = operations(50)
+    assert short == long
+    assert any(op.type in ("While", "StatelessWhile") for op in graph.get_operations())
+
+
 def test_bad_task_settings_raise():
     with pytest.raises(ValueError, match="Unknown arm task 'reach'"):
         make_task("reach")
