@@ -7,7 +7,8 @@
   test reaches (the same reaches, constants and horizon as the controllers' `test_loss`) and
   writes the result to `ilqr.json`;
 - tabulates the mean final loss per reach of every optimizer next to iLQR's and the thesis's;
-- draws `curves_vs_ilqr.png` (test loss over training steps, iLQR as a dashed line);
+- draws `curves_vs_ilqr.png` (test loss over training steps and over the seconds spent in
+  them, iLQR as a dashed line);
 
 and for centre-out draws `hands_center_out.png` (the 64 hand paths of each trained controller
 and of iLQR, targets marked) and `reach_center_out.gif` (one reach, the arm of the first run's
@@ -23,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from rnnzoo.control import ilqr
+from rnnzoo.zoo import arm_controller  # registers the classes its checkpoints name
 from rnnzoo.zoo.checkpoint import Checkpointer
 
 ILQR_ITERATIONS = 100
@@ -39,10 +41,9 @@ def trained_layer(result):
 
 def test_batch(layer, config):
     """The reaches the run's `test_loss` is measured on (`rnnzoo.zoo.arm_controller.build`)."""
-    from rnnzoo.zoo.arm_controller import DDN_TEST_SIZE
-
     if layer.task.name == "ddn":
-        return layer.task.test_batch(config["seed"], config["test_size"] or DDN_TEST_SIZE)
+        return layer.task.test_batch(config["seed"],
+                                     config["test_size"] or arm_controller.DDN_TEST_SIZE)
     return layer.task.batch(None)
 
 
@@ -91,26 +92,34 @@ def run_ilqr(results):
     return entries
 
 
+def _optimizer_name(result):
+    return result["config"]["optimizer"].upper().replace("LBFGS", "L-BFGS")
+
+
 def _curves(results, entries, path):
+    """Test loss per task against optimizer iterations (top) and seconds spent in training
+    steps, tracing included (bottom); iLQR's mean loss dashed."""
     import matplotlib.pyplot as plt
 
     tasks = _by_task(results)
-    figure, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.4), squeeze=False)
-    for axis, (task, group) in zip(axes[0], tasks.items()):
-        for result in group:
-            history = result["metrics"]["history"]
-            axis.plot([h["step"] for h in history],
-                      [np.nan if h.get("test_loss") is None else h["test_loss"] for h in history],
-                      marker=".", label=result["config"]["optimizer"].upper().replace("LBFGS",
-                                                                                        "L-BFGS"))
-        axis.axhline(entries[task]["mean_loss"], color="black", linestyle="--", linewidth=1,
-                     label="iLQR per reach")
-        axis.set_yscale("log")
-        axis.set_title(f"{TASK_TITLES[task]} (T = {entries[task]['steps']})", fontsize=10)
-        axis.set_xlabel("training step (one optimizer iteration)")
-        axis.set_ylabel("mean test loss per reach")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+    figure, axes = plt.subplots(2, len(tasks), figsize=(4.6 * len(tasks), 6.6), squeeze=False)
+    for column, (task, group) in enumerate(tasks.items()):
+        for axis, clock, name in ((axes[0][column], "step", "training step (one iteration)"),
+                                  (axes[1][column], "train_seconds",
+                                   "seconds in training steps (first traces)")):
+            for result in group:
+                history = result["metrics"]["history"]
+                axis.plot([h[clock] for h in history],
+                          [np.nan if h.get("test_loss") is None else h["test_loss"]
+                           for h in history], marker=".", label=_optimizer_name(result))
+            axis.axhline(entries[task]["mean_loss"], color="black", linestyle="--",
+                         linewidth=1, label="iLQR per reach")
+            axis.set_yscale("log")
+            axis.set_title(f"{TASK_TITLES[task]} (T = {entries[task]['steps']})", fontsize=10)
+            axis.set_xlabel(name)
+            axis.set_ylabel("mean test loss per reach")
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
@@ -158,6 +167,7 @@ def _reach_gif(arm, arms, target, path, milliseconds=80):
         axis.set_ylim(-0.05, 0.65)
         axis.set_aspect("equal")
         axis.set_title(title, fontsize=9)
+        axis.set_xlabel("x (m), shoulder at 0")
         drawn.append((links, trace, elbow, hand))
 
     def frame(t):
@@ -184,7 +194,7 @@ def illustrate(results, out_dir):
     _curves(results, entries, os.path.join(out_dir, "curves_vs_ilqr.png"))
     tasks = _by_task(results)
     optimizers = list(dict.fromkeys(r["config"]["optimizer"] for r in results))
-    names = [o.upper().replace("LBFGS", "L-BFGS") for o in optimizers]
+    names = [_optimizer_name({"config": {"optimizer": o}}) for o in optimizers]
     lines = [
         "## Mean final loss per reach: controllers vs iLQR (fig. 6.2)", "",
         "Each controller's mean test loss per reach at the end of its run (the thesis's loss), "
