@@ -100,7 +100,6 @@ def test_ahf_hot_start_survives_a_checkpoint_round_trip(tmp_path):
                  loss="mse")
     for trained in (model, restored, cold):
         trained.train_on_batch(x, y)
-    for original, again, fresh in zip(model.get_weights(), restored.get_weights(),
-                                      cold.get_weights()):
+    for original, again in zip(model.get_weights(), restored.get_weights()):
         np.testing.assert_array_equal(again, original)
     assert any(np.any(a != b) for a, b in zip(model.get_weights(), cold.get_weights()))

@@ -111,7 +111,8 @@ def ilqr(task, arm, batch, iterations=200, tolerance=1e-10, mu_min=1e-12, mu_max
     noise = tf.constant(batch.torque_noise, dtype)
     eye_u = tf.eye(2, dtype=dtype)
     weights = task.state_weights()  # rows: x_1 ... x_T
-    running = tf.constant(np.concatenate([np.zeros((1, 4)), weights[:-1]]), dtype)  # x_0 ... x_{T-1}
+    # the running weights of x_0 ... x_{T-1} (x_0 is not in the loss)
+    running = tf.constant(np.concatenate([np.zeros((1, 4)), weights[:-1]]), dtype)
     final = tf.constant(weights[-1], dtype)
     tiled = dataclasses.replace(
         batch, **{name: np.tile(getattr(batch, name), [len(STEP_SIZES)] + [1] * (

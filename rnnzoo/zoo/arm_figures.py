@@ -47,13 +47,11 @@ def test_batch(layer, config):
     return layer.task.batch(None)
 
 
-def controller_rollout(layer, batch):
-    """`(trajectory (B, T + 1, 4), loss (B,))` of the trained controller on `batch`."""
+def controller_trajectory(layer, batch):
+    """The trajectory `(B, T + 1, 4)` of the trained controller on `batch`."""
     inputs = {name: tf.constant(np.asarray(getattr(batch, name), np.float32))
               for name in ("initial_state", "target", "disturbance", "torque_noise")}
-    result = tf.function(layer.rollout)(inputs)
-    loss = layer.task.loss(result.trajectory, result.commands, inputs["target"])
-    return result.trajectory.numpy(), loss.numpy()
+    return tf.function(layer.rollout)(inputs).trajectory.numpy()
 
 
 def _by_task(results):
@@ -227,7 +225,7 @@ def illustrate(results, out_dir):
         for result in group:
             layer = trained_layer(result)
             batch = test_batch(layer, result["config"])
-            trajectory, _ = controller_rollout(layer, batch)
+            trajectory = controller_trajectory(layer, batch)
             first = first or (result, trajectory)
             panels.append((f"{result['label']}: {_final_loss(result)}", _hands(layer.arm,
                                                                              trajectory)))

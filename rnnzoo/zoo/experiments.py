@@ -530,7 +530,8 @@ EXPERIMENTS = {e.name: e for e in [
 
 
 EXPERIMENTS["thesis_fig_6_2"] = Experiment(
-    "thesis_fig_6_2", "Thesis fig. 6.2: learning to control a two-joint arm (AHF, HF, L-BFGS vs iLQR)",
+    "thesis_fig_6_2",
+    "Thesis fig. 6.2: learning to control a two-joint arm (AHF, HF, L-BFGS vs iLQR)",
     "On centre-out reaching (64 targets, T = 40) the recurrent controller trained by augmented "
     "Hessian-free reaches a mean final loss per reach of 8.96e-5, as low as iLQR optimising each "
     "reach's torques (8.95e-5), and lower than L-BFGS (9.29e-5); on the postural task AHF 2.2e-2 "
