@@ -2,14 +2,14 @@
 
 Times, on the centre-out task (batch 64, T = 40, the thesis's 100 + 100 tanh units):
 
-- the closed loop (`rnnzoo.control.rollout`: controller -> plant -> controller, unrolled in one
-  `tf.function`) forward, and forward + gradient of the task's loss w.r.t. the controller's weights;
+- the closed loop (`rnnzoo.control.rollout`: controller -> plant -> controller, one
+  `tf.while_loop` in a `tf.function`) forward, and forward + gradient of the task's loss w.r.t. the controller's weights;
 - the anchor, in the same run: the same controller weights as a Keras `RNN` layer (its own loop)
   on the same inputs without the plant (the observations the closed loop produced fed open-loop,
   with the target), forward and forward + gradient of the mean squared torque.
 
 Reports controller steps per second (batch x T per second) of each, and the closed loop's ratio
-to the anchor (the plant's and the unrolled closed loop's price), plus each function's tracing
+to the anchor (the plant's and the closed loop's price), plus each function's tracing
 time (the closed loop traces once per training run).
 
     python benchmarks/arm_rollout.py --output benchmarks/results/arm_rollout.json

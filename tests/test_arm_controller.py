@@ -54,15 +54,24 @@ def test_mean_squared_output_is_the_thesis_loss(task):
     np.testing.assert_allclose(float(mse), float(tf.reduce_mean(thesis)), rtol=1e-5)
 
 
-def test_gauss_newton_product_is_j_transpose_j_of_the_residuals(float64):
-    """G v = J^T (2 / (B K)) J v with J the Jacobian of [errors, torques] through the plant."""
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "tf_function"])
+def test_gauss_newton_product_is_j_transpose_j_of_the_residuals(float64, graph):
+    """G v = J^T (2 / (B K)) J v with J the Jacobian of [errors, torques] through the plant.
+
+    Inside a `tf.function` the rollout is a `tf.while_loop` and `J v` the transpose of its
+    backward pass (reverse over reverse through the loop); eagerly the loop runs step by step.
+    The explicit Jacobian is taken eagerly."""
     layer = ClosedLoop(2, "ddn", {"steps": 3, "delay": 1})
     model = closed_loop_model(layer)
     x = _inputs(layer, 2, dtype=np.float64)
     variables = model.trainable_variables
     rng = np.random.default_rng(1)
     vectors = [tf.constant(rng.normal(size=v.shape)) for v in variables]
-    product = gauss_newton_product(model, "mse", x, vectors)
+    if graph:
+        product = tf.function(lambda x, vectors: gauss_newton_product(model, "mse", x, vectors))(
+            {k: tf.constant(v) for k, v in x.items()}, vectors)
+    else:
+        product = gauss_newton_product(model, "mse", x, vectors)
     with tf.GradientTape(persistent=True) as tape:
         outputs = tf.reshape(model(x), [-1])
     jacobian = np.concatenate(

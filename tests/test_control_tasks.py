@@ -111,6 +111,21 @@ def test_loss_is_half_the_squared_residuals_and_matches_numpy(name):
     assert residuals.shape == (3, task.residual_size())
 
 
+@pytest.mark.parametrize("name", ["center_out", "postural", "ddn"])
+def test_state_weights_give_the_state_loss(name):
+    """`sum_t W_t (x_t - x*)^2 / 2` over x_1..x_T is the loss without effort (iLQR's costs)."""
+    task = make_task(name, steps=12)
+    batch = task.batch(np.random.default_rng(0), 3)
+    rng = np.random.default_rng(1)
+    trajectory = rng.normal(size=(3, task.steps + 1, 4))
+    target = batch.target.astype(np.float64)
+    weights = task.state_weights()
+    assert weights.shape == (12, 4) and set(np.unique(weights)) <= {0.0, 1.0}
+    expected = 0.5 * np.sum(weights * (trajectory[:, 1:] - target[:, None]) ** 2, (1, 2))
+    loss = task.loss(trajectory, np.zeros((3, task.steps, 2)), target).numpy()
+    np.testing.assert_allclose(loss, expected, rtol=1e-12)
+
+
 def test_rollout_matches_a_numpy_closed_loop_with_delay_noise_and_disturbance():
     task = DDN(steps=8, delay=3, batch_size=4)
     batch = float64(task.batch(np.random.default_rng(1)))
@@ -144,6 +159,22 @@ def test_rollout_gradient_matches_finite_differences():
     controller.k.assign_sub(2 * eps)
     down = loss().numpy()
     assert grad == pytest.approx((up - down) / (2 * eps), rel=1e-5)
+
+
+def test_rollout_graph_does_not_grow_with_the_horizon():
+    """One `tf.while_loop`: tracing costs the same at T = 5 and T = 50 (no unrolled copies)."""
+    controller, arm = PDController(), TwoLinkArm()
+
+    def operations(steps):
+        batch = float64(DDN(steps=steps, delay=3, batch_size=2).batch(np.random.default_rng(0)))
+        graph = tf.function(lambda: rollout(controller, arm, batch, delay=3)
+                            ).get_concrete_function().graph
+        return len(graph.get_operations()), graph
+
+    short, _ = operations(5)
+    long, graph = operations(50)
+    assert short == long
+    assert any(op.type in ("While", "StatelessWhile") for op in graph.get_operations())
 
 
 def test_bad_task_settings_raise():

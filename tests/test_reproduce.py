@@ -10,7 +10,8 @@ from rnnzoo.zoo.training import TrainConfig
 
 ISSUE_EXPERIMENTS = ["thesis_table_7_3", "thesis_fig_4_1", "longer_rnns_resrnn",
                      "longer_rnns_vlirnn", "layerwise_adding", "layerwise_digits",
-                     "thesis_table_7_2_small", "thesis_fig_3_balls", "translation_small"]
+                     "thesis_table_7_2_small", "thesis_fig_3_balls", "translation_small",
+                     "thesis_fig_6_2"]
 
 
 def test_every_experiment_expands_into_runs_of_known_models_and_tasks():
@@ -231,3 +232,57 @@ def test_report_tabulates_detail_metrics_and_labels_higher_is_better_curves(tmp_
     assert "chrf" not in text  # no run has it
     assert report._axis_label(results, "bleu") == "bleu (higher is better)"
     assert report._axis_label(results, "test_loss") == "test loss"
+
+
+def test_fig_6_2_small_compares_ahf_hf_lbfgs_on_center_out_and_ahf_lbfgs_elsewhere():
+    runs = experiments.get_experiment("thesis_fig_6_2").runs("small")
+    assert [run.label for run in runs] == [
+        "center_out ahf", "center_out hf", "center_out lbfgs", "postural ahf", "postural lbfgs",
+        "ddn ahf", "ddn lbfgs"]
+    for run in runs:
+        config = run.config
+        assert config.model == "arm_controller" and not config.early_stop
+        assert run.options == {"units": 32} and run.panel == config.task
+        assert config.train_steps == {"lbfgs": 10}.get(config.optimizer, 1) * (
+            40 if config.task == "center_out" else 25)
+    assert experiments.get_experiment("thesis_fig_6_2").small_time_budget_s == 0.0
+
+
+@pytest.mark.slow
+def test_fig_6_2_reports_controllers_against_ilqr_with_pictures(tmp_path, monkeypatch):
+    """The experiment shrunk to 2-unit controllers, T = 6 and 2 steps: the report's table holds
+    the runs' final test losses and iLQR's on the same reaches; the pictures are written."""
+    import dataclasses
+
+    import matplotlib.image
+    from PIL import Image
+
+    small = experiments.EXPERIMENTS["thesis_fig_6_2"].runs
+
+    def shrunk(scale):
+        return [dataclasses.replace(run, options={"units": 2}, config=dataclasses.replace(
+            run.config, seq_len=6, train_steps=2, eval_every=1, batch_size=8, test_size=8,
+            hf_max_cg_iterations=3)) for run in small(scale)
+            if run.label in ("center_out ahf", "center_out lbfgs", "postural ahf")]
+
+    monkeypatch.setattr(experiments.EXPERIMENTS["thesis_fig_6_2"], "runs", shrunk)
+    path = experiments.run_experiment("thesis_fig_6_2", output_dir=str(tmp_path), verbose=0)
+    out = tmp_path / "thesis_fig_6_2"
+    report = open(path).read()
+    results = json.loads((out / "results.json").read_text())
+    ilqr = json.loads((out / "ilqr.json").read_text())
+    assert sorted(ilqr) == ["center_out", "postural"]
+    assert ilqr["center_out"]["reaches"] == 64 and ilqr["postural"]["reaches"] == 72
+    loss = {r["label"]: r["metrics"]["test_loss"] for r in results}
+    assert (f"| centre-out | {loss['center_out ahf']:.3g} | {loss['center_out lbfgs']:.3g} | "
+            f"{ilqr['center_out']['mean_loss']:.3g} | 8.96e-5 / 9.29e-5 / 8.95e-5 |") in report
+    assert f"| postural | {loss['postural ahf']:.3g} | not run | " in report
+    # iLQR optimises each reach's torques: below the barely trained controllers.
+    for task in ("center_out", "postural"):
+        assert ilqr[task]["mean_loss"] < loss[f"{task} ahf"]
+    assert matplotlib.image.imread(out / "hands_center_out.png").shape[1] == round(3 * 3.3 * 90)
+    assert os.path.getsize(out / "curves_vs_ilqr.png") > 1000
+    with Image.open(out / "reach_center_out.gif") as gif:
+        assert gif.n_frames == 7  # x_0 ... x_T
+    for picture in ("curves_vs_ilqr.png", "hands_center_out.png", "reach_center_out.gif"):
+        assert f"]({picture})" in report

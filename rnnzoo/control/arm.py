@@ -134,7 +134,7 @@ class TwoLinkArm:
     def acceleration(self, state, torque):
         """`theta'' = M^{-1} (tau - C - B theta')` (closed-form 2x2 inverse), shape `(..., 2)`.
 
-        Written out on unstacked components (few graph ops per step: the rollout unrolls it).
+        Written out on unstacked components (few graph ops per step).
         """
         state = tf.convert_to_tensor(state)
         torque = tf.convert_to_tensor(torque, state.dtype)

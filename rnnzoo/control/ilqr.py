@@ -3,10 +3,14 @@
 For each reach of a batch, iLQR (Li & Todorov 2004; Tassa, Erez & Todorov 2012) optimises
 the open-loop torques `u_0 ... u_{T-1}` of the task's loss
 
-    J(u) = |x_T - x*|^2 / 2 + alpha sum_t |u_t|^2 / 2,   x_{t+1} = f(x_t, u_t)
+    J(u) = sum_{t=1}^{T} (x_t - x*)^T W_t (x_t - x*) / 2 + alpha sum_t |u_t|^2 / 2,
+    x_{t+1} = f(x_t, u_t),
 
-(the final-state tasks `center_out` and `ddn`; a DDN reach's disturbance and torque noise are
-the batch's known realisation). All reaches run at once, batched. Each iteration:
+`W_t = diag(task.state_weights()[t - 1])`: `W_T = I` and no running state cost for the
+final-state tasks `center_out` and `ddn`; the angle error at every step and the velocity in the
+second half for `postural`. The batch's disturbances (postural's constant forces, DDN's
+disturbance and torque noise) are its known realisation: iLQR plans with them in advance, no
+feedback delay applies. All reaches run at once, batched. Each iteration:
 
 1. linearise the plant along the nominal trajectory: `A_t = df/dx`, `B_t = df/du` of
    `TwoLinkArm.step`, one `batch_jacobian` over all reaches and steps (TF autodiff);
@@ -18,7 +22,9 @@ the batch's known realisation). All reaches run at once, batched. Each iteration
        V_x = A^T V_x + K^T Q_uu k + K^T Q_u + Q_ux^T k,
        V_xx = A^T V_xx A + K^T Q_uu K + K^T Q_ux + Q_ux^T K      (Tassa et al. 2012, eq. 11)
 
-   with a Levenberg-Marquardt parameter `mu` per reach on `Q_uu`;
+   with a Levenberg-Marquardt parameter `mu` per reach on `Q_uu`; the running state cost
+   adds `W_t (x_t - x*)` to `V_x` and `W_t` to `V_xx` at every step (`V_x = W_T (x_T - x*)`,
+   `V_xx = W_T` at `T`);
 3. forward pass with a backtracking line search, all step sizes `a = 1, 1/2, ..., 2^-9` at
    once: `u_t = u_t + a k_t + K_t (x_t^new - x_t)`; a reach takes the largest `a` whose
    decrease is at least `1e-4` of the predicted `-(a k^T Q_u + a^2 k^T Q_uu k / 2)` summed
@@ -35,7 +41,6 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from rnnzoo.control.tasks import ReachTask
 
 STEP_SIZES = tuple(0.5**i for i in range(10))
 
@@ -50,14 +55,6 @@ class ILQRResult:
     loss: np.ndarray
     iterations: int
     history: list
-
-
-def _check_task(task):
-    if type(task).state_residuals is not ReachTask.state_residuals:
-        raise ValueError(
-            f"ilqr optimises final-state losses (center_out, ddn); task {task.name!r} has "
-            "per-step state residuals: use center_out or ddn."
-        )
 
 
 def open_loop_rollout(arm, batch, torques):
@@ -86,7 +83,7 @@ def ilqr(task, arm, batch, iterations=200, tolerance=1e-10, mu_min=1e-12, mu_max
     """Open-loop torques per reach of `batch` by iLQR (see the module docstring).
 
     Args:
-        task: a `ReachTask` with a final-state loss (`center_out`, `ddn`).
+        task: a `ReachTask` (`center_out`, `postural`, `ddn`).
         arm: the `TwoLinkArm`.
         batch: a `ReachBatch` of the task.
         iterations: cap on iLQR iterations.
@@ -98,9 +95,8 @@ def ilqr(task, arm, batch, iterations=200, tolerance=1e-10, mu_min=1e-12, mu_max
         An `ILQRResult`.
 
     Raises:
-        ValueError: a task with per-step state residuals, or a bad argument.
+        ValueError: a bad argument.
     """
-    _check_task(task)
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations must be a positive integer, got {iterations!r}.")
     if not 0 < mu_min < mu_max:
@@ -114,6 +110,10 @@ def ilqr(task, arm, batch, iterations=200, tolerance=1e-10, mu_min=1e-12, mu_max
     disturbance = tf.constant(batch.disturbance, dtype)
     noise = tf.constant(batch.torque_noise, dtype)
     eye_u = tf.eye(2, dtype=dtype)
+    weights = task.state_weights()  # rows: x_1 ... x_T
+    # the running weights of x_0 ... x_{T-1} (x_0 is not in the loss)
+    running = tf.constant(np.concatenate([np.zeros((1, 4)), weights[:-1]]), dtype)
+    final = tf.constant(weights[-1], dtype)
     tiled = dataclasses.replace(
         batch, **{name: np.tile(getattr(batch, name), [len(STEP_SIZES)] + [1] * (
             getattr(batch, name).ndim - 1))
@@ -136,7 +136,7 @@ def ilqr(task, arm, batch, iterations=200, tolerance=1e-10, mu_min=1e-12, mu_max
     def backward(trajectory, torques, a, b, mu):
         def step(carry, inputs):
             v_x, v_xx, linear, quadratic, _, _ = carry
-            a_t, b_t, u_t = inputs
+            a_t, b_t, u_t, x_t, w_t = inputs
             bt_vxx = tf.linalg.matmul(b_t, v_xx, transpose_a=True)
             q_u = alpha * u_t + tf.linalg.matvec(b_t, v_x, transpose_a=True)
             q_uu = alpha * eye_u + tf.matmul(bt_vxx, b_t)
@@ -153,15 +153,19 @@ def ilqr(task, arm, batch, iterations=200, tolerance=1e-10, mu_min=1e-12, mu_max
                     + tf.matmul(gain, q_ux, transpose_a=True)
                     + tf.matmul(q_ux, gain, transpose_a=True))
             v_xx = 0.5 * (v_xx + tf.linalg.matrix_transpose(v_xx))
+            v_x = v_x + w_t * (x_t - target)  # the running state cost at x_t
+            v_xx = v_xx + tf.linalg.diag(tf.broadcast_to(w_t, tf.shape(v_x)))
             linear = linear + tf.reduce_sum(k * q_u, -1)
             quadratic = quadratic + 0.5 * tf.reduce_sum(k * tf.linalg.matvec(q_uu, k), -1)
             return v_x, v_xx, linear, quadratic, k, gain
 
-        start = (trajectory[:, -1] - target, tf.eye(4, batch_shape=[size], dtype=dtype),
+        start = (final * (trajectory[:, -1] - target),
+                 tf.linalg.diag(tf.broadcast_to(final, [size, 4])),
                  tf.zeros([size], dtype), tf.zeros([size], dtype), tf.zeros([size, 2], dtype),
                  tf.zeros([size, 2, 4], dtype))
         _, _, linear, quadratic, gains, feedback = tf.scan(
-            step, (time_major(a), time_major(b), time_major(torques)), start, reverse=True)
+            step, (time_major(a), time_major(b), time_major(torques),
+                   time_major(trajectory[:, :-1]), running), start, reverse=True)
         # The sums accumulate from t = T - 1 down: the totals are at t = 0.
         return time_major(gains), time_major(feedback), linear[0], quadratic[0]
 

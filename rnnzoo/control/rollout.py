@@ -8,10 +8,15 @@
 A controller is any object with `step(observation, target, state) -> (torque, state)` and
 `initial_state(batch_size, dtype)`; at step `t` it observes the state delayed by `delay` steps,
 `x_{max(t - delay, 0)}` (the thesis's feedback delay, §6.5-6.6: before the first delayed state
-exists it sees the initial one), and the target. The loop is unrolled in Python over the static
-number of steps `T`: one traced graph that reverse mode, forward mode and the Gauss-Newton
-products of Hessian-free (`rnnzoo.optimizers.gauss_newton`) differentiate (see ARCHITECTURE,
-"Measured facts": loops that accumulate outputs defeat forward mode).
+exists it sees the initial one), and the target. The loop is one `tf.while_loop` over the static
+number of steps `T` (a graph the size of one step, whatever T): the last `delay + 1` states are
+carried in the loop, the outputs written to TensorArrays. Reverse mode and reverse-over-reverse
+(the Gauss-Newton products of `rnnzoo.optimizers.gauss_newton`, whose `J v` is the transpose of
+a backward pass) differentiate it; forward mode (`tf.autodiff.ForwardAccumulator`) does not
+pass through loops that accumulate outputs (ARCHITECTURE, "Measured facts"). Unrolling the T
+steps in Python instead made tracing and graph optimisation the cost of training: about 140 s
+(trace 81 s + first call 60 s) for one Hessian-free step of an 8-unit controller at T = 40, at
+load 1-4 on 2 cores, against a loop whose graph does not grow with T.
 """
 
 import collections
@@ -29,7 +34,7 @@ def _steps_of(name, tensor):
     if tensor.shape.rank != 3 or tensor.shape[1] is None:
         raise ValueError(
             f"`{name}` must have shape (batch, steps, {TORQUE_SIZE}) with a static number of "
-            f"steps (the rollout is unrolled over them), got {tuple(tensor.shape)}."
+            f"steps (the rollout runs over them), got {tuple(tensor.shape)}."
         )
     return tensor.shape[1]
 
@@ -87,15 +92,28 @@ def rollout(controller, arm, batch=None, *, initial_state=None, target=None, ste
         raise ValueError(f"`steps` must be a positive integer, got {steps!r}.")
     if controller_state is None:
         controller_state = controller.initial_state(tf.shape(state)[0], state.dtype)
-    disturbances = [None] * steps if disturbance is None else tf.unstack(disturbance, axis=1)
-    noises = [None] * steps if torque_noise is None else tf.unstack(torque_noise, axis=1)
-    trajectory, commands, torques = [state], [], []
-    for t, (d, xi) in enumerate(zip(disturbances, noises)):
-        observation = trajectory[max(t - delay, 0)]
-        command, controller_state = controller.step(observation, target, controller_state)
+    known_inputs = [tf.transpose(t, [1, 0, 2]) if t is not None else None
+                    for t in (disturbance, torque_noise)]
+
+    def body(t, state, controller_state, recent, commands, torques, trajectory):
+        d, xi = (None if t_major is None else t_major[t] for t_major in known_inputs)
+        command, controller_state = controller.step(recent[0], target, controller_state)
         applied = arm.applied_torque(state, command, d, xi)
-        commands.append(command)
-        torques.append(applied)
         state = arm.integrate(state, applied)
-        trajectory.append(state)
-    return Rollout(tf.stack(commands, 1), tf.stack(torques, 1), tf.stack(trajectory, 1))
+        recent = tf.concat([recent[1:], state[None]], 0)  # x_{t+1-delay} ... x_{t+1}
+        return (t + 1, state, controller_state, recent, commands.write(t, command),
+                torques.write(t, applied), trajectory.write(t + 1, state))
+
+    def array(size, width):
+        return tf.TensorArray(state.dtype, size=size, element_shape=[state.shape[0], width])
+
+    start = (tf.constant(0), state, controller_state, tf.repeat(state[None], delay + 1, 0),
+             array(steps, TORQUE_SIZE), array(steps, TORQUE_SIZE),
+             array(steps + 1, STATE_SIZE).write(0, state))
+    *_, commands, torques, trajectory = tf.while_loop(
+        lambda t, *_: t < steps, body, start, maximum_iterations=steps)
+
+    def batch_major(array):
+        return tf.transpose(array.stack(), [1, 0, 2])
+
+    return Rollout(batch_major(commands), batch_major(torques), batch_major(trajectory))

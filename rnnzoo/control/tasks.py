@@ -101,6 +101,13 @@ class ReachTask(abc.ABC):
         """The task's state-error residuals `(B, K_x)`; the loss adds `|.|^2 / 2` of them."""
         return trajectory[:, -1] - tf.cast(target, trajectory.dtype)
 
+    def state_weights(self):
+        """`W`, `(T, 4)`: the state loss is `sum_t sum_i W[t-1, i] (x_t - x*)_i^2 / 2` over
+        `x_1 ... x_T` (targets are at rest); here 1 on `x_T` only (iLQR's running costs)."""
+        weights = np.zeros((self.steps, 4))
+        weights[-1] = 1
+        return weights
+
     def residuals(self, trajectory, commands, target):
         """`[state residuals, sqrt(alpha) u_1 ... u_T]`, `(B, K)`: loss = `sum(r^2) / 2`."""
         effort = math.sqrt(self.alpha) * tf.reshape(commands, [tf.shape(commands)[0], -1])
@@ -197,6 +204,12 @@ class Postural(ReachTask):
 
     def state_residual_size(self):
         return 2 * self.steps + 2 * (self.steps - self.steps // 2)
+
+    def state_weights(self):
+        weights = np.zeros((self.steps, 4))
+        weights[:, :2] = 1
+        weights[self.steps // 2:, 2:] = 1  # x_t for t > T/2
+        return weights
 
 
 class DDN(ReachTask):

@@ -13,7 +13,7 @@ Its state is `[h1, h2]` (`2 units` numbers), passed explicitly (`step`), so a se
 can drive a real plant one tick per request.
 
 `ClosedLoop` runs the controller through `rnnzoo.control.TwoLinkArm` on a task's batch
-(`rnnzoo.control.rollout`, unrolled over the static horizon) and outputs the task's residual
+(`rnnzoo.control.rollout`, one `tf.while_loop` over the static horizon) and outputs the task's residual
 vector `r` (final state error, or the postural task's per-step errors, and `sqrt(alpha) u_t`)
 scaled by `sqrt(K / 2)`, `K = len(r)`: the mean squared error of these outputs against zeros is
 exactly the thesis's loss `sum(r^2) / 2`, averaged over the batch. That makes the whole closed
