@@ -16,9 +16,10 @@ softmax layer) from the same encoder states, at the same beam widths, each compi
 
 Each path is timed in process and through the served signature (`rnnzoo-serve` in process,
 gRPC: `Client.translate` and `Client.predict`): rnnzoo's export `translate`, and a SavedModel whose `translate` signature
-is the keras-hub graph above (tokenisation in the graph too). The JSON gives the median seconds
-per batch over `--repeats` calls after a warm-up call and the ratio keras-hub / rnnzoo (> 1:
-rnnzoo faster). keras-hub is not an rnnzoo dependency: install it where you run this
+is the keras-hub graph above (tokenisation in the graph too). The two sides are called alternately
+(`--repeats` calls each after a warm-up call); the JSON gives the median wall and process-CPU
+seconds per batch (the in-process server's threads included), the median of the per-repeat wall
+ratios keras-hub / rnnzoo and the ratio of the CPU medians (> 1: rnnzoo faster), and the load. keras-hub is not an rnnzoo dependency: install it where you run this
 (`pip install keras-hub`).
 
     .venv/bin/python benchmarks/translation.py --model_dir=RUN --output benchmarks/results/translation.json
@@ -26,6 +27,7 @@ rnnzoo faster). keras-hub is not an rnnzoo dependency: install it where you run 
 
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -44,7 +46,7 @@ from rnnzoo.zoo import translation  # noqa: E402
 flags.DEFINE_string("model_dir", None, "A trained seq2seq run (rnnzoo-train --model=seq2seq).")
 flags.DEFINE_list("widths", ["4", "12"], "Beam widths.")
 flags.DEFINE_integer("batch", 32, "Sentences per call.")
-flags.DEFINE_integer("repeats", 5, "Timed calls per path and width (after one warm-up call).")
+flags.DEFINE_integer("repeats", 15, "Timed calls per side, path and width (after one warm-up call).")
 flags.DEFINE_string("output", None, "Write the JSON here too.")
 FLAGS = flags.FLAGS
 
@@ -86,14 +88,33 @@ def keras_hub_module(translator, width):
     return module
 
 
-def timed(call, repeats):
-    call()  # warm-up: tracing
-    seconds = []
+def _cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # the in-process servers' threads included
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_pair(ours, theirs, repeats):
+    """Medians over `repeats` alternating calls of `ours` and `theirs` (after a warm-up call of each):
+    wall seconds, process CPU seconds, and the median of the per-repeat wall ratios theirs / ours.
+    Alternating keeps a change of the machine's load from favouring one side."""
+    ours()  # warm-up: tracing
+    theirs()
+    wall = {"ours": [], "theirs": []}
+    cpu = {"ours": [], "theirs": []}
     for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds)
+        for name, call in (("ours", ours), ("theirs", theirs)):
+            start, start_cpu = time.perf_counter(), _cpu_seconds()
+            call()
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(_cpu_seconds() - start_cpu)
+    ratios = [t / o for o, t in zip(wall["ours"], wall["theirs"])]
+    return {"rnnzoo_s": round(statistics.median(wall["ours"]), 4),
+            "keras_hub_s": round(statistics.median(wall["theirs"]), 4),
+            "rnnzoo_cpu_s": round(statistics.median(cpu["ours"]), 4),
+            "keras_hub_cpu_s": round(statistics.median(cpu["theirs"]), 4),
+            "keras_hub_over_rnnzoo": round(statistics.median(ratios), 3),
+            "keras_hub_over_rnnzoo_cpu": round(statistics.median(cpu["theirs"]) / statistics.median(cpu["ours"]), 3),
+            "load": open("/proc/loadavg").read().split()[0]}
 
 
 def main(argv):
@@ -124,13 +145,10 @@ def main(argv):
         tf.saved_model.save(hub, os.path.join(root, f"keras_hub_{width}", "1"),
                             signatures={"translate": hub.translate})
         args = (tf.constant(sources), tf.fill([n], width), tf.fill([n], 0.6), tf.zeros([n], tf.int32))
-        rnnzoo_s = timed(lambda: ours(*args), FLAGS.repeats)
-        hub_s = timed(lambda: hub.translate(tf.constant(sources)), FLAGS.repeats)
+        times = timed_pair(lambda: ours(*args), lambda: hub.translate(tf.constant(sources)), FLAGS.repeats)
         ours_out, hub_out = ours(*args), hub.translate(tf.constant(sources))
         same = sum(a == b for a, b in zip(ours_out["translation"].numpy(), hub_out["translation"].numpy()))
-        rows.append({"width": width, "path": "in-process", "rnnzoo_s": round(rnnzoo_s, 4),
-                     "keras_hub_s": round(hub_s, 4), "keras_hub_over_rnnzoo": round(hub_s / rnnzoo_s, 3),
-                     "same_best_translation": f"{same}/{n}"})
+        rows.append({"width": width, "path": "in-process", **times, "same_best_translation": f"{same}/{n}"})
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     servers = {"rnnzoo": ModelServer(ServerOptions(port=0, rest_api_port=0, host="127.0.0.1", model_name="rnnzoo",
                                                    model_base_path=os.path.join(root, "rnnzoo"),
@@ -145,12 +163,10 @@ def main(argv):
                     Client(f"127.0.0.1:{servers[width].grpc_port}") as hub_client:
                 ours_client.wait_until_available("rnnzoo")
                 hub_client.wait_until_available("keras_hub")
-                rnnzoo_s = timed(lambda: ours_client.translate("rnnzoo", sources, beam_width=[width] * n,
-                                                               length_penalty=[0.6] * n), FLAGS.repeats)
-                hub_s = timed(lambda: hub_client.predict("keras_hub", {"source": sources}, "translate"),
-                              FLAGS.repeats)
-            rows.append({"width": width, "path": "served (rnnzoo-serve, gRPC)", "rnnzoo_s": round(rnnzoo_s, 4),
-                         "keras_hub_s": round(hub_s, 4), "keras_hub_over_rnnzoo": round(hub_s / rnnzoo_s, 3)})
+                times = timed_pair(
+                    lambda: ours_client.translate("rnnzoo", sources, beam_width=[width] * n, length_penalty=[0.6] * n),
+                    lambda: hub_client.predict("keras_hub", {"source": sources}, "translate"), FLAGS.repeats)
+            rows.append({"width": width, "path": "served (rnnzoo-serve, gRPC)", **times})
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     finally:
         for server in servers.values():

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from rnnzoo.cli import train as train_cli
+from rnnzoo.zoo.training import TrainConfig, resolve_config
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -182,3 +183,19 @@ def test_hf_trains_with_jit_compile(tmp_path, parse_flags, capsys):
     """--jit_compile compiles the whole Hessian-free step with XLA (on CPU here)."""
     _train_tiny(parse_flags, capsys, str(tmp_path / "hf"), "--optimizer=hf",
                 "--hf_max_cg_iterations=5", "--jit_compile")
+
+
+def test_seq2seq_runs_its_recipe_unless_flags_say_otherwise(tmp_path, parse_flags):
+    parse_flags("--model=seq2seq", f"--model_dir={tmp_path}")
+    config, _ = train_cli.config_from_flags()
+    assert (config.batch_size, config.train_steps, config.eval_every) == (64, 2400, 1000)
+    assert (resolve_config(config).learning_rate, resolve_config(config).clip_norm) == (2e-3, 5.0)
+    train_cli.FLAGS.unparse_flags()
+    parse_flags("--model=seq2seq", "--batch_size=8", "--train_steps=5", "--eval_every=5", "--learning_rate=0.1",
+                f"--model_dir={tmp_path}")
+    config, _ = train_cli.config_from_flags()
+    assert (config.batch_size, config.train_steps, config.eval_every) == (8, 5, 5)
+    assert resolve_config(config).learning_rate == 0.1
+    train_cli.FLAGS.unparse_flags()
+    parse_flags("--model=irnn", f"--model_dir={tmp_path}")
+    assert train_cli.config_from_flags()[0].train_steps == TrainConfig().train_steps  # other families keep the loop's

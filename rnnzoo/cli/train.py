@@ -86,7 +86,7 @@ flags.DEFINE_list("devices", [], "Devices of --distribution_strategy=mirrored, e
 flags.DEFINE_integer("logical_cpu_devices", 0, "Split the CPU into N logical devices /cpu:0.. "
                      "(e.g. to run mirrored replicas without GPUs; 0: leave it whole).")
 
-RECIPE_FLAGS = ("optimizer", "momentum", "batch_size")
+RECIPE_FLAGS = ("optimizer", "momentum", "batch_size", "train_steps", "eval_every")
 """Settings a model's recipe (`registry.Family.recipes`) gives `rnnzoo-train` runs that leave the flag out."""
 
 _FLAG_TYPES = {int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string,
@@ -181,9 +181,9 @@ def config_from_flags():
         )
     except ValueError as error:
         _fail(f"bad list flag value: {error}")
-    # A model's recipe may also name the optimizer, momentum and batch size its paper trains with
-    # (e.g. the RTRBM's SGD with momentum 0.9 on one video per update): they replace the loop's
-    # defaults where the command line leaves those flags out.
+    # A model's recipe may also name the optimizer, momentum, batch size and length of run its paper
+    # trains with (e.g. the RTRBM's SGD with momentum 0.9 on one video per update; seq2seq's 15-minute
+    # run): they replace the loop's defaults where the command line leaves those flags out.
     recipe = family.recipes.get(FLAGS.model, {})
     config = dataclasses.replace(config, **{name: recipe[name] for name in RECIPE_FLAGS
                                             if name in recipe and not FLAGS[name].present})

@@ -84,8 +84,9 @@ class Family:
     `default_task` is the one a run without a task uses. `recipes` maps a
     model name to the training settings its paper trains it with (fields of
     `rnnzoo.zoo.training.TrainConfig` such as `clip_norm`), used where a run
-    leaves them unset; `optimizer`, `momentum` and `batch_size` in a recipe are
-    used by `rnnzoo-train` where its command line leaves those flags out.
+    leaves them unset; `optimizer`, `momentum`, `batch_size`, `train_steps` and
+    `eval_every` in a recipe are used by `rnnzoo-train` where its command line
+    leaves those flags out.
     """
 
     name: str
