@@ -8,14 +8,12 @@ expected (dtype, dims) per input, and a flat call of its function (`flat_call.py
 
 import os
 
-import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from rnnzoo.serving import errors
 from rnnzoo.serving.flat_call import make_call
-from rnnzoo.serving.tensors import dtype_name
+from rnnzoo.serving.tensors import dtype_enum, dtype_name
 
 DEFAULT_SIGNATURE = "serving_default"
 SERVE_TAG = "serve"
@@ -134,7 +132,7 @@ class Servable:
             )
         for alias, array in inputs.items():
             dtype, dims = specs[alias]
-            got = _dtype_enum(array)
+            got = dtype_enum(array.dtype)
             if got != dtype:
                 raise errors.invalid_argument(
                     f"Expects arg '{alias}' to be {dtype_name(dtype)} but "
@@ -158,17 +156,3 @@ class Servable:
             return call(inputs)
         except Exception as error:  # op errors keep their canonical code
             raise errors.from_exception(error) from None
-
-
-_DTYPE_ENUMS = {}  # numpy dtype -> DataType enum, filled as dtypes are met
-
-
-def _dtype_enum(array: np.ndarray) -> int:
-    enum = _DTYPE_ENUMS.get(array.dtype)
-    if enum is None:
-        if array.dtype == object or array.dtype.kind in ("S", "U"):
-            enum = types_pb2.DT_STRING
-        else:
-            enum = tf.dtypes.as_dtype(array.dtype).as_datatype_enum
-        _DTYPE_ENUMS[array.dtype] = enum
-    return enum
