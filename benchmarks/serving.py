@@ -14,7 +14,8 @@ and server CPU per request (us, from /proc/<pid>/stat), and the ratios the targe
 Every request's status is checked through the server's own request_count metric.
 
 The Python floor is measured in the same run with the same load generators: bare aiohttp and
-grpc.aio servers answering a fixed response (`benchmarks/serving_floor.py`). The machine is
+grpc.aio servers answering a fixed response, and the same with one hop to a worker thread per
+request (`benchmarks/serving_floor.py`). The machine is
 shared, so the load average at the start and end of the run is recorded; server CPU per request
 is the figure least moved by other processes (requests/s and latencies move with the CPU share
 the server gets).
@@ -133,10 +134,11 @@ class ServerProcess:
 class FloorProcess:
     """`serving_floor.py --kind=...` in its own process: the bare framework handler."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, hop: bool):
         self.grpc_port = self.rest_port = free_port()
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_floor.py")
-        self.process = subprocess.Popen([sys.executable, script, f"--kind={kind}", f"--port={self.rest_port}"],
+        argv = [sys.executable, script, f"--kind={kind}", f"--port={self.rest_port}", f"--hop_to_thread={hop}"]
+        self.process = subprocess.Popen(argv,
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         if self.process.stdout.readline().strip() != "ready":
             raise RuntimeError(f"the bare {kind} server did not come up")
@@ -248,17 +250,18 @@ def main(argv):
             report[f"grpc_{key}"] = [run_h2load(server, frame_file, s, seconds) for s in (1, connections)]
         finally:
             server.stop()
-    floor = FloorProcess("rest")
-    try:
-        run_wrk(floor, body_file, connections, 2)  # warm-up
-        report["floor_bare_aiohttp"] = run_wrk(floor, body_file, connections, seconds)
-    finally:
-        floor.stop()
-    floor = FloorProcess("grpc")
-    try:
-        report["floor_bare_grpc_aio"] = run_h2load(floor, frame_file, connections, seconds)
-    finally:
-        floor.stop()
+    for hop, suffix in ((False, ""), (True, "_with_thread_hop")):
+        floor = FloorProcess("rest", hop)
+        try:
+            run_wrk(floor, body_file, connections, 2)  # warm-up
+            report[f"floor_bare_aiohttp{suffix}"] = run_wrk(floor, body_file, connections, seconds)
+        finally:
+            floor.stop()
+        floor = FloorProcess("grpc", hop)
+        try:
+            report[f"floor_bare_grpc_aio{suffix}"] = run_h2load(floor, frame_file, connections, seconds)
+        finally:
+            floor.stop()
     report["load_average_1_5_15_min"]["end"] = load_average()
     one_row = report["in_process"]["one_row"]
     low_rest, high_rest = report["rest_no_batching"][0], report["rest_batching"][1]

@@ -11,7 +11,9 @@ the server's own work (routing, decoding, checking, the model call, encoding, me
 * ``--kind=grpc``: a `grpc.aio` PredictionService whose Predict returns a prebuilt
   PredictResponse (the request is still deserialised by grpc, the response serialised).
 
-Both print ``ready`` once listening and run until SIGTERM.
+With ``--hop_to_thread`` each handler also awaits one no-op call on a worker thread
+(`run_in_executor`), the least a server that runs models off the event loop does per request (or
+per batch). Both print ``ready`` once listening and run until SIGTERM.
 """
 
 import asyncio
@@ -21,16 +23,23 @@ from absl import app, flags
 
 _KIND = flags.DEFINE_enum("kind", "rest", ["rest", "grpc"], "Which bare server to run.")
 _PORT = flags.DEFINE_integer("port", 0, "Port to listen on (127.0.0.1).")
+_HOP = flags.DEFINE_bool("hop_to_thread", False, "Await one no-op call on a worker thread per request.")
 
 # rnnzoo-serve's answer to the benchmark's one-row request (16 float32 outputs).
 REST_BODY = (b'{"predictions": [[' + b", ".join([b"0.123456789"] * 16) + b"]]}")
 
 
-async def _rest(port: int, stop: asyncio.Event) -> None:
+async def _hop(hop: bool) -> None:
+    if hop:
+        await asyncio.get_running_loop().run_in_executor(None, int)
+
+
+async def _rest(port: int, stop: asyncio.Event, hop: bool) -> None:
     from aiohttp import web
 
     async def handle(request):
         await request.read()
+        await _hop(hop)
         return web.Response(body=REST_BODY, headers={"Content-Type": "application/json"})
 
     server = web.Server(handle, access_log=None)
@@ -41,7 +50,7 @@ async def _rest(port: int, stop: asyncio.Event) -> None:
     await server.shutdown(1)
 
 
-async def _grpc(port: int, stop: asyncio.Event) -> None:
+async def _grpc(port: int, stop: asyncio.Event, hop: bool) -> None:
     import grpc
     import numpy as np
     from tensorflow.core.framework import tensor_pb2, types_pb2
@@ -59,6 +68,7 @@ async def _grpc(port: int, stop: asyncio.Event) -> None:
 
     class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
         async def Predict(self, request, context):
+            await _hop(hop)
             return response
 
     server = grpc.aio.server()
@@ -70,15 +80,15 @@ async def _grpc(port: int, stop: asyncio.Event) -> None:
     await server.stop(1)
 
 
-async def _main(kind: str, port: int) -> None:
+async def _main(kind: str, port: int, hop: bool) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await (_rest if kind == "rest" else _grpc)(port, stop)
+    await (_rest if kind == "rest" else _grpc)(port, stop, hop)
 
 
 def main(argv):
     del argv
-    asyncio.run(_main(_KIND.value, _PORT.value))
+    asyncio.run(_main(_KIND.value, _PORT.value, _HOP.value))
 
 
 if __name__ == "__main__":
