@@ -112,7 +112,7 @@ def json_to_array(value, dtype_enum: int, where: str) -> np.ndarray:
     """A JSON value (scalar or nested lists) as an array of the signature's dtype."""
     array = None if dtype_enum == types_pb2.DT_STRING else _numeric_array(value)
     if array is not None:
-        return _checked_numeric(array, value, dtype_enum, where)
+        return _checked_numeric(array, dtype_enum, where)
     shape = _nested_shape(value, where)
     if dtype_enum == types_pb2.DT_STRING:
         flat = np.empty(int(np.prod(shape, dtype=np.int64)), dtype=object)
@@ -128,12 +128,17 @@ def json_to_array(value, dtype_enum: int, where: str) -> np.ndarray:
             f"{where}: JSON value {json.dumps(value)[:80]} is not of expected type: "
             f"{tf.dtypes.as_dtype(dtype_enum).name}"
         )
-    return _checked_numeric(array, value, dtype_enum, where)
+    return _checked_numeric(array, dtype_enum, where)
 
 
-def _checked_numeric(array: np.ndarray, value, dtype_enum: int, where: str) -> np.ndarray:
-    """A numeric `array` parsed from `value`, checked against and cast to the signature's dtype."""
-    target = tf.dtypes.as_dtype(dtype_enum)
+_DTYPES = {}  # DataType enum -> tf.DType, filled as dtypes are met
+
+
+def _checked_numeric(array: np.ndarray, dtype_enum: int, where: str) -> np.ndarray:
+    """A numeric `array` parsed from JSON, checked against and cast to the signature's dtype."""
+    target = _DTYPES.get(dtype_enum)
+    if target is None:
+        target = _DTYPES[dtype_enum] = tf.dtypes.as_dtype(dtype_enum)
     if target.is_bool:
         if array.dtype.kind != "b":
             raise errors.invalid_argument(f"{where}: expected true/false values for a bool tensor")
