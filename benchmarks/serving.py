@@ -87,13 +87,15 @@ def in_process(base_path: str, x: np.ndarray, seconds: float) -> dict:
         feed = tf.constant(rows)
         for _ in range(50):
             function(x=feed)["y"].numpy()
-        latencies, stop = [], time.perf_counter() + seconds
+        latencies, stop, cpu_start = [], time.perf_counter() + seconds, time.process_time()
         while time.perf_counter() < stop:
             start = time.perf_counter()
             function(x=feed)["y"].numpy()
             latencies.append(time.perf_counter() - start)
+        cpu = time.process_time() - cpu_start
         result[name] = {
             "rows": len(rows),
+            "cpu_us_per_call": round(cpu / len(latencies) * 1e6, 1),
             "calls_per_second": round(len(latencies) / sum(latencies), 1),
             "rows_per_second": round(len(rows) * len(latencies) / sum(latencies), 1),
             "p50_ms": round(float(np.percentile(latencies, 50)) * 1e3, 3),
