@@ -20,6 +20,7 @@ setup(
         "tensorflow-serving-api>=2.21,<2.22",
         "grpcio-health-checking>=1.85,<2",
         "aiohttp>=3.14,<4",
+        "orjson>=3.13,<4",  # REST JSON: numpy outputs written in C (docs/serving.md, Performance)
         "tensorflow-datasets>=4.9,<4.10",
         "absl-py>=2.1,<3",
         "numpy>=1.26,<3",

@@ -13,6 +13,13 @@ and server CPU per request (us, from /proc/<pid>/stat), and the ratios the targe
 
 Every request's status is checked through the server's own request_count metric.
 
+The Python floor is measured in the same run with the same load generators: bare aiohttp and
+grpc.aio servers answering a fixed response, and the same with one hop to a worker thread per
+request (`benchmarks/serving_floor.py`). The machine is
+shared, so the load average at the start and end of the run is recorded; server CPU per request
+is the figure least moved by other processes (requests/s and latencies move with the CPU share
+the server gets).
+
   apt-get install -y wrk nghttp2-client
   .venv/bin/python benchmarks/serving.py --output benchmarks/results/serving.json
 """
@@ -80,13 +87,15 @@ def in_process(base_path: str, x: np.ndarray, seconds: float) -> dict:
         feed = tf.constant(rows)
         for _ in range(50):
             function(x=feed)["y"].numpy()
-        latencies, stop = [], time.perf_counter() + seconds
+        latencies, stop, cpu_start = [], time.perf_counter() + seconds, time.process_time()
         while time.perf_counter() < stop:
             start = time.perf_counter()
             function(x=feed)["y"].numpy()
             latencies.append(time.perf_counter() - start)
+        cpu = time.process_time() - cpu_start
         result[name] = {
             "rows": len(rows),
+            "cpu_us_per_call": round(cpu / len(latencies) * 1e6, 1),
             "calls_per_second": round(len(latencies) / sum(latencies), 1),
             "rows_per_second": round(len(rows) * len(latencies) / sum(latencies), 1),
             "p50_ms": round(float(np.percentile(latencies, 50)) * 1e3, 3),
@@ -122,6 +131,31 @@ class ServerProcess:
     def stop(self):
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=120)
+
+
+class FloorProcess:
+    """`serving_floor.py --kind=...` in its own process: the bare framework handler."""
+
+    def __init__(self, kind: str, hop: bool):
+        self.grpc_port = self.rest_port = free_port()
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_floor.py")
+        argv = [sys.executable, script, f"--kind={kind}", f"--port={self.rest_port}", f"--hop_to_thread={hop}"]
+        self.process = subprocess.Popen(argv,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        if self.process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the bare {kind} server did not come up")
+
+    def ok_requests(self) -> int:
+        return 0  # answers every request with its fixed response
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+
+
+def load_average() -> list:
+    with open("/proc/loadavg") as f:
+        return [float(v) for v in f.read().split()[:3]]
 
 
 def _wrk_ms(text: str, label: str) -> float:
@@ -203,6 +237,7 @@ def main(argv):
     report = {
         "benchmark": "serving",
         "machine": machine_description(),
+        "load_average_1_5_15_min": {"start": load_average()},
         "load_generators": {"rest": "wrk -t1", "grpc": "h2load (prebuilt gRPC frames)"},
         "seconds_per_configuration": seconds,
         "batching_parameters": open(batching_file).read().strip(),
@@ -217,6 +252,19 @@ def main(argv):
             report[f"grpc_{key}"] = [run_h2load(server, frame_file, s, seconds) for s in (1, connections)]
         finally:
             server.stop()
+    for hop, suffix in ((False, ""), (True, "_with_thread_hop")):
+        floor = FloorProcess("rest", hop)
+        try:
+            run_wrk(floor, body_file, connections, 2)  # warm-up
+            report[f"floor_bare_aiohttp{suffix}"] = run_wrk(floor, body_file, connections, seconds)
+        finally:
+            floor.stop()
+        floor = FloorProcess("grpc", hop)
+        try:
+            report[f"floor_bare_grpc_aio{suffix}"] = run_h2load(floor, frame_file, connections, seconds)
+        finally:
+            floor.stop()
+    report["load_average_1_5_15_min"]["end"] = load_average()
     one_row = report["in_process"]["one_row"]
     low_rest, high_rest = report["rest_no_batching"][0], report["rest_batching"][1]
     low_grpc = report["grpc_no_batching"][0]
@@ -229,6 +277,11 @@ def main(argv):
         "grpc_p50_overhead_ms_1_stream": round(low_grpc["p50_ms"] - one_row["p50_ms"], 3),
         "rest_batching_server_cpu_us_per_request": high_rest["server_cpu_us_per_request"],
         "grpc_batching_server_cpu_us_per_request": report["grpc_batching"][1]["server_cpu_us_per_request"],
+        "rest_batching_server_cpu_over_bare_aiohttp": round(
+            high_rest["server_cpu_us_per_request"] / report["floor_bare_aiohttp"]["server_cpu_us_per_request"], 2),
+        "grpc_batching_server_cpu_over_bare_grpc_aio": round(
+            report["grpc_batching"][1]["server_cpu_us_per_request"]
+            / report["floor_bare_grpc_aio"]["server_cpu_us_per_request"], 2),
     }
     report["targets"] = {
         "rest_batching_rps_at_least_2x_in_process_one_row": report["ratios"]["rest_batching_rps_vs_in_process_one_row_calls"] >= 2,

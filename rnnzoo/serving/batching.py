@@ -13,7 +13,6 @@ refuses new work with UNAVAILABLE, as TF Serving.
 Everything but `stop` and `queued_rows` runs on the serving loop; no lock is needed.
 """
 
-import asyncio
 import collections
 
 import grpc
@@ -106,13 +105,21 @@ class Batcher:
         limit = self._options.execution_batch_size
         pieces = _split_rows(inputs, size, limit) if size > limit else [inputs]
         futures = self._enqueue(signature_name, pieces)
+        timer = None if deadline is None else self._runtime.loop.call_at(deadline, self._expire, futures)
         try:
-            timeout = None if deadline is None else max(0.0, deadline - self._runtime.loop.time())
-            done = await asyncio.wait_for(asyncio.gather(*futures), timeout)
-        except asyncio.TimeoutError:
-            raise errors.ServingError(
-                grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded while waiting in the batch queue"
-            ) from None
+            done = [await future for future in futures]
+        finally:
+            if timer is not None:
+                timer.cancel()
+            abandoned = False
+            for future in futures:  # after an error or a cancellation, the other pieces are dropped
+                if not future.done():
+                    future.cancel()
+                    abandoned = True
+                elif not future.cancelled():
+                    future.exception()  # marks a failed piece's error as seen
+            if abandoned:
+                self._discard_finished()
         if len(done) == 1:
             return done[0]
         return {alias: np.concatenate([part[alias] for part in done], axis=0) for alias in done[0]}
@@ -140,6 +147,22 @@ class Batcher:
             futures.append(task.future)
         self._pump()
         return futures
+
+    def _expire(self, futures: list) -> None:
+        """A request's deadline passed: its pieces fail and leave the queue (running ones finish unseen)."""
+        for future in futures:
+            if not future.done():
+                future.set_exception(errors.ServingError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded while waiting in the batch queue"))
+        self._discard_finished()
+
+    def _discard_finished(self) -> None:
+        """Drop queued tasks whose caller has gone (deadline, cancellation): they fill no batch."""
+        for queue in self._queues.values():
+            if any(task.future.done() for task in queue.tasks):
+                queue.tasks = collections.deque(task for task in queue.tasks if not task.future.done())
+                queue.rows = sum(task.size for task in queue.tasks)
+        self._pump()
 
     def queued_rows(self, signature_name: str | None = None) -> int:
         """Rows waiting in the queues (of one signature, or all)."""

@@ -5,6 +5,7 @@ Prometheus with ``/`` replaced by ``:``, so dashboards built for ``tensorflow_mo
 (e.g. ``:tensorflow:serving:request_count{model_name, status}``) read this server unchanged.
 """
 
+import bisect
 import threading
 
 
@@ -65,8 +66,7 @@ class Sampler:
             cell = self._cells.get(labels)
             if cell is None:
                 cell = self._cells[labels] = [[0] * (len(self.bounds) + 1), 0.0, 0]
-            index = next((i for i, bound in enumerate(self.bounds) if value <= bound), len(self.bounds))
-            cell[0][index] += 1
+            cell[0][bisect.bisect_left(self.bounds, value)] += 1  # the first bucket whose bound >= value
             cell[1] += value
             cell[2] += 1
 

@@ -62,6 +62,8 @@ class RestApi:
         try:
             if method == "GET" and self.metrics_path and path == self.metrics_path:
                 return 200, "text/plain; version=0.0.4", self.handlers.metrics.exposition().encode()
+            if method == "POST" and path[-8:].lower() == ":predict":  # numpy outputs, written by orjson
+                return 200, "application/json", rest_json.dumps(await self._route(method, path, body, deadline))
             return _json_response(200, await self._route(method, path, body, deadline))
         except errors.ServingError as error:
             return _json_response(error.http_status, {"error": error.message})
@@ -104,7 +106,7 @@ class RestApi:
 
     async def _post(self, name, version, label, verb, body, deadline):
         try:
-            parsed = json.loads(body)
+            parsed = rest_json.loads(body)
         except (ValueError, UnicodeDecodeError) as error:
             raise errors.invalid_argument(f"JSON Parse error: {error}") from None
         if not isinstance(parsed, dict):

@@ -4,12 +4,20 @@ Predict takes the row format (``instances``) or the columnar format (``inputs``)
 travel as ``{"b64": ...}`` and outputs whose alias ends in ``_bytes`` are returned that way.
 Classify/Regress take ``{"examples": [...], "context": {...}}``. Every malformed value raises
 INVALID_ARGUMENT naming where it is and what was expected.
+
+Bodies are parsed and written with orjson: numeric outputs go to JSON straight from the numpy
+array, in C (float32 as the shortest decimal that round-trips the float32 value, ``0.1`` rather
+than ``0.10000000149011612``, as TF Serving writes it). A body orjson refuses is parsed again by
+`json`, which accepts ``NaN``/``Infinity`` as TF Serving's parser does and names the error;
+outputs holding NaN or infinities are written by `json` as ``NaN``/``Infinity``, as TF Serving
+writes them (orjson would write null).
 """
 
 import base64
 import json
 
 import numpy as np
+import orjson
 import tensorflow as tf
 from tensorflow.core.example import example_pb2, feature_pb2
 from tensorflow.core.framework import types_pb2
@@ -56,23 +64,81 @@ def _nested_shape(value, where: str, depth: int = 0) -> tuple:
     return (len(value),) + (shapes.pop() if shapes else ())
 
 
+def loads(body: bytes):
+    """The parsed JSON body; ValueError (or RecursionError) when it is not JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:  # NaN/Infinity literals, or an error for `json` to name
+        return json.loads(body)
+
+
+def dumps(payload) -> bytes:
+    """A Predict answer (dicts and lists holding `row_outputs` / `columnar_outputs` values) as JSON."""
+    try:
+        return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:  # an output with NaN or infinities (_NonFinite)
+        return json.dumps(payload, default=_plain).encode()
+
+
+class _NonFinite:
+    """Values of a float output holding NaN or infinities: orjson refuses it, `json` writes NaN."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values):
+        self.values = values
+
+
+def _plain(value):
+    """json.dumps's fallback for what orjson writes itself."""
+    if isinstance(value, _NonFinite):
+        return value.values
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _numeric_array(value):
+    """`np.array(value)` when it is a non-empty rectangular numeric array (a common request);
+    otherwise None, and `json_to_array` takes the checking path that names the problem."""
+    try:
+        array = np.array(value)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    return array if array.dtype.kind in "biuf" and array.size else None
+
+
 def json_to_array(value, dtype_enum: int, where: str) -> np.ndarray:
     """A JSON value (scalar or nested lists) as an array of the signature's dtype."""
+    array = None if dtype_enum == types_pb2.DT_STRING else _numeric_array(value)
+    if array is not None:
+        return _checked_numeric(array, dtype_enum, where)
     shape = _nested_shape(value, where)
     if dtype_enum == types_pb2.DT_STRING:
         flat = np.empty(int(np.prod(shape, dtype=np.int64)), dtype=object)
         data = _strings(value, where)
         flat[:] = np.array(data, dtype=object).reshape(-1) if shape else [data]
         return flat.reshape(shape)
-    target = tf.dtypes.as_dtype(dtype_enum)
     try:
         array = np.array(value)
     except (ValueError, TypeError):
         array = np.array([], dtype=object)
     if array.dtype.kind not in "biuf" or (array.size == 0 and shape and shape[-1] != 0):
         raise errors.invalid_argument(
-            f"{where}: JSON value {json.dumps(value)[:80]} is not of expected type: {target.name}"
+            f"{where}: JSON value {json.dumps(value)[:80]} is not of expected type: "
+            f"{tf.dtypes.as_dtype(dtype_enum).name}"
         )
+    return _checked_numeric(array, dtype_enum, where)
+
+
+_DTYPES = {}  # DataType enum -> tf.DType, filled as dtypes are met
+
+
+def _checked_numeric(array: np.ndarray, dtype_enum: int, where: str) -> np.ndarray:
+    """A numeric `array` parsed from JSON, checked against and cast to the signature's dtype."""
+    target = _DTYPES.get(dtype_enum)
+    if target is None:
+        target = _DTYPES[dtype_enum] = tf.dtypes.as_dtype(dtype_enum)
     if target.is_bool:
         if array.dtype.kind != "b":
             raise errors.invalid_argument(f"{where}: expected true/false values for a bool tensor")
@@ -130,7 +196,13 @@ def columnar_inputs(inputs, infos) -> dict:
 
 
 # ---- tensors -> JSON ----------------------------------------------------------------------------
+_ORJSON_KINDS = "biuf"  # numpy kinds orjson writes itself (float16/32/64, ints, bools)
+
+
 def _json_value(array: np.ndarray, alias: str):
+    """A JSON-ready value of one output: the (C-contiguous) array itself when `dumps` writes it in C."""
+    if array.dtype.kind in _ORJSON_KINDS and (array.dtype.kind != "f" or np.isfinite(array).all()):
+        return np.ascontiguousarray(array) if array.ndim else array[()]
     if array.dtype == object or array.dtype.kind == "S":
         if alias.endswith("_bytes"):
             convert = lambda b: {"b64": base64.b64encode(b).decode("ascii")}  # noqa: E731
@@ -138,10 +210,12 @@ def _json_value(array: np.ndarray, alias: str):
             convert = lambda b: b.decode("utf-8", "replace")  # noqa: E731
         flat = [convert(b) for b in array.ravel()]
         return np.array(flat, dtype=object).reshape(array.shape).tolist() if array.ndim else flat[0]
-    if array.dtype in (np.float32, np.float16):
+    if array.dtype.kind == "f":
         # shortest decimal that round-trips the float32 value (0.1, not 0.10000000149011612)
-        flat = [float(str(v)) for v in array.astype(np.float32).ravel()]
-        return np.array(flat, dtype=object).reshape(array.shape).tolist() if array.ndim else flat[0]
+        values = array.astype(np.float32) if array.dtype.itemsize <= 4 else array
+        flat = [float(str(v)) for v in values.ravel()]
+        nested = np.array(flat, dtype=object).reshape(array.shape).tolist() if array.ndim else flat[0]
+        return _NonFinite(nested)
     return array.tolist()
 
 
@@ -157,7 +231,9 @@ def row_outputs(outputs: dict):
     columns = {alias: _json_value(value, alias) for alias, value in outputs.items()}
     if len(columns) == 1:
         return next(iter(columns.values()))
-    return [{alias: columns[alias][i] for alias in columns} for i in range(batch)]
+    rows = {alias: [_NonFinite(v) for v in column.values] if isinstance(column, _NonFinite) else column
+            for alias, column in columns.items()}
+    return [{alias: rows[alias][i] for alias in rows} for i in range(batch)]
 
 
 def columnar_outputs(outputs: dict):

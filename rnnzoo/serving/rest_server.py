@@ -98,32 +98,33 @@ class RestFrontEnd:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         if self._stopping:  # a keep-alive connection outliving shutdown gets a clean refusal
             return _error(503, "server is shutting down")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout_s
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
         length = request.content_length
         if length is not None and length > self.max_body_bytes:
             return _error(413, f"request body of {length} bytes exceeds the limit of {self.max_body_bytes} bytes; "
                                f"send less or raise --rest_api_max_body_bytes")
+        reading = True  # one timer bounds the whole request; which phase it ends decides 408 or 504
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout_at(deadline):
                 body = await self._read_body(request, length)
+                reading = False
+                async with self._slots:
+                    status, content_type, data = await self.api.handle(request.method, request.rel_url.raw_path,
+                                                                       body, deadline)
         except TimeoutError:
-            return _error(408, f"the request body did not arrive within --rest_api_timeout_in_ms "
+            if reading:
+                return _error(408, f"the request body did not arrive within --rest_api_timeout_in_ms "
+                                   f"({self.timeout_s * 1000:.0f} ms)")
+            return _error(504, f"Deadline exceeded: the request took longer than --rest_api_timeout_in_ms "
                                f"({self.timeout_s * 1000:.0f} ms)")
         except _BodyTooLarge:
             return _error(413, f"request body exceeds the limit of {self.max_body_bytes} bytes; "
                                f"send less or raise --rest_api_max_body_bytes")
         except (ConnectionError, asyncio.IncompleteReadError, OSError) as error:
+            if not reading:
+                raise
             _log.debug("REST client went away mid-request: %r", error)
             return _error(400, "incomplete request body")
-        path = request.rel_url.raw_path
-        try:
-            async with asyncio.timeout_at(deadline):
-                async with self._slots:
-                    status, content_type, data = await self.api.handle(request.method, path, body, deadline)
-        except TimeoutError:
-            return _error(504, f"Deadline exceeded: the request took longer than --rest_api_timeout_in_ms "
-                               f"({self.timeout_s * 1000:.0f} ms)")
         return web.Response(status=status, body=data, headers={"Content-Type": content_type})
 
     async def _read_body(self, request, length: int | None) -> bytes:

@@ -2,18 +2,18 @@
 
 The SignatureDefs are read from ``saved_model.pb`` itself, so GetModelMetadata returns exactly
 what TensorFlow Serving would; requests are checked against them (aliases, dtype, shape) before
-the signature's concrete function runs.
+the signature's concrete function runs. Both are prepared once per version: each signature's
+expected (dtype, dims) per input, and a flat call of its function (`flat_call.py`).
 """
 
 import os
 
-import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from rnnzoo.serving import errors
-from rnnzoo.serving.tensors import dtype_name
+from rnnzoo.serving.flat_call import make_call
+from rnnzoo.serving.tensors import dtype_enum, dtype_name
 
 DEFAULT_SIGNATURE = "serving_default"
 SERVE_TAG = "serve"
@@ -55,12 +55,23 @@ def read_meta_graph(path: str) -> meta_graph_pb2.MetaGraphDef:
     raise ValueError(f"SavedModel at {path} has no MetaGraphDef tagged '{SERVE_TAG}'")
 
 
+def _input_specs(signature) -> dict:
+    """{alias: (dtype enum, dims with -1 for free ones, or None for an unknown rank)}."""
+    return {
+        alias: (info.dtype, None if info.tensor_shape.unknown_rank else tuple(d.size for d in info.tensor_shape.dim))
+        for alias, info in signature.inputs.items()
+    }
+
+
 def _shape_ok(expected, dims) -> bool:
-    if expected.unknown_rank:
+    if expected is None:
         return True
-    if len(expected.dim) != len(dims):
+    if len(expected) != len(dims):
         return False
-    return all(e.size < 0 or e.size == d for e, d in zip(expected.dim, dims))
+    for e, d in zip(expected, dims):
+        if e >= 0 and e != d:
+            return False
+    return True
 
 
 def _shape_str(shape) -> str:
@@ -86,6 +97,9 @@ class Servable:
         _import_tf_text()
         self._loaded = tf.saved_model.load(path, tags=[SERVE_TAG])
         self._functions = dict(self._loaded.signatures)
+        self._input_specs = {name: _input_specs(self.signature_defs[name])
+                             for name in self._functions if name in self.signature_defs}
+        self._calls = {name: make_call(function) for name, function in self._functions.items()}
         self.batcher = None  # a batching.Batcher, set by the manager when batching is enabled
 
     @property
@@ -106,9 +120,9 @@ class Servable:
     def check_inputs(self, signature_name: str, inputs: dict) -> meta_graph_pb2.SignatureDef:
         """Validate input aliases, dtypes and shapes against the SignatureDef."""
         signature = self.signature(signature_name)
-        expected = set(signature.inputs)
-        given = set(inputs)
-        if given != expected:
+        specs = self._input_specs[signature_name or DEFAULT_SIGNATURE]
+        if inputs.keys() != specs.keys():
+            expected, given = set(specs), set(inputs)
             missing = sorted(expected - given)
             extra = sorted(given - expected)
             raise errors.invalid_argument(
@@ -117,17 +131,17 @@ class Servable:
                 f"Sent extra: {extra}. Missing but required: {missing}."
             )
         for alias, array in inputs.items():
-            info = signature.inputs[alias]
-            got = _dtype_enum(array)
-            if got != info.dtype:
+            dtype, dims = specs[alias]
+            got = dtype_enum(array.dtype)
+            if got != dtype:
                 raise errors.invalid_argument(
-                    f"Expects arg '{alias}' to be {dtype_name(info.dtype)} but "
+                    f"Expects arg '{alias}' to be {dtype_name(dtype)} but "
                     f"{dtype_name(got)} is provided"
                 )
-            if not _shape_ok(info.tensor_shape, array.shape):
+            if not _shape_ok(dims, array.shape):
                 raise errors.invalid_argument(
                     f"input '{alias}' has shape {list(array.shape)} but the signature expects "
-                    f"{_shape_str(info.tensor_shape)}"
+                    f"{_shape_str(signature.inputs[alias].tensor_shape)}"
                 )
         return signature
 
@@ -137,20 +151,8 @@ class Servable:
         Request handlers reach it through the batcher or the model pool (`service.py`); warmup
         and Classify/Regress call it directly.
         """
-        function = self._functions[signature_name or DEFAULT_SIGNATURE]
-        signature = self.signature_defs[signature_name or DEFAULT_SIGNATURE]
-        feeds = {
-            alias: tf.constant(value, dtype=tf.dtypes.as_dtype(signature.inputs[alias].dtype))
-            for alias, value in inputs.items()
-        }
+        call = self._calls[signature_name or DEFAULT_SIGNATURE]
         try:
-            outputs = function(**feeds)
+            return call(inputs)
         except Exception as error:  # op errors keep their canonical code
             raise errors.from_exception(error) from None
-        return {alias: tensor.numpy() for alias, tensor in outputs.items()}
-
-
-def _dtype_enum(array: np.ndarray) -> int:
-    if array.dtype == object or array.dtype.kind in ("S", "U"):
-        return types_pb2.DT_STRING
-    return tf.dtypes.as_dtype(array.dtype).as_datatype_enum

@@ -58,6 +58,9 @@ class ServerOptions:
     rest_api_max_body_bytes: int = 256 * 2**20
     rest_api_max_connections: int = 1000
     host: str = "0.0.0.0"
+    # not a flag: collect and freeze the heap after models load or unload (`heap.py`); tests
+    # that start many servers in one process turn it off
+    settle_heap: bool = True
 
     def model_server_config(self) -> config_lib.ModelServerConfig:
         if self.model_config_file:
@@ -111,6 +114,7 @@ class ModelServer:
             batching=batching, metrics=self.metrics, runtime=self.runtime,
             max_load_retries=options.max_num_load_retries,
             load_retry_interval_s=options.load_retry_interval_micros / 1e6,
+            settle_heap=options.settle_heap,
         )
         try:
             self.manager.set_config(model_config)

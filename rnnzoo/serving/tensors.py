@@ -38,6 +38,22 @@ _FIXED_WIDTH = {np.float32, np.float64}  # fields packed as raw little-endian va
 _SHIFTS = np.arange(10, dtype=np.uint64) * np.uint64(7)
 
 
+_NUMPY_DTYPES = {enum: np.dtype(tf.dtypes.as_dtype(enum).as_numpy_dtype) for enum in _VALUE_FIELD}
+_DTYPE_ENUMS = {}  # numpy dtype -> DataType enum, filled as dtypes are met (tf.dtypes lookups cost ~2 us)
+
+
+def dtype_enum(dtype: np.dtype) -> int:
+    """The DataType enum of a numpy dtype (object, bytes and str arrays are DT_STRING)."""
+    enum = _DTYPE_ENUMS.get(dtype)
+    if enum is None:
+        if dtype == object or dtype.kind in ("S", "U"):
+            enum = types_pb2.DT_STRING
+        else:
+            enum = tf.dtypes.as_dtype(dtype).as_datatype_enum
+        _DTYPE_ENUMS[dtype] = enum
+    return enum
+
+
 def dtype_name(dtype_enum: int) -> str:
     """`DT_FLOAT` -> ``"float"``, as TensorFlow's DataTypeString names dtypes in its errors."""
     try:
@@ -79,11 +95,11 @@ def to_ndarray(proto: tensor_pb2.TensorProto, alias: str = "", max_elements: int
     dims = [d.size for d in proto.tensor_shape.dim]
     count = element_count(proto, alias)
     check_element_budget(count, max_elements, f"input '{alias}' with shape {dims}")
-    numpy_dtype = tf.dtypes.as_dtype(proto.dtype).as_numpy_dtype
+    numpy_dtype = _NUMPY_DTYPES[proto.dtype]
     if proto.tensor_content:
         if proto.dtype == types_pb2.DT_STRING:
             raise errors.invalid_argument(f"input '{alias}': string tensors cannot use tensor_content; use string_val")
-        itemsize = np.dtype(numpy_dtype).itemsize
+        itemsize = numpy_dtype.itemsize
         if len(proto.tensor_content) != count * itemsize:
             raise errors.invalid_argument(
                 f"input '{alias}': tensor_content holds {len(proto.tensor_content)} bytes but shape "
@@ -157,10 +173,7 @@ def to_tensor_proto(value, tensor_content: bool = False) -> tensor_pb2.TensorPro
     """Encode an output (numpy array or eager tensor) into the typed ``*_val`` field, or into
     ``tensor_content`` when `tensor_content` is set (strings always use ``string_val``)."""
     array = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
-    if array.dtype == object or array.dtype.kind in ("S", "U"):
-        dtype = types_pb2.DT_STRING
-    else:
-        dtype = tf.dtypes.as_dtype(array.dtype).as_datatype_enum
+    dtype = dtype_enum(array.dtype)
     proto = tensor_pb2.TensorProto(
         dtype=dtype,
         tensor_shape=tensor_shape_pb2.TensorShapeProto(

@@ -123,7 +123,8 @@ def install(template: str, base: str, version: int) -> str:
 
 
 def start_server(**options) -> ModelServer:
-    defaults = dict(port=0, rest_api_port=0, host="127.0.0.1", file_system_poll_wait_seconds=0, max_num_load_retries=0)
+    defaults = dict(port=0, rest_api_port=0, host="127.0.0.1", file_system_poll_wait_seconds=0, max_num_load_retries=0,
+                    settle_heap=False)  # a full collection per load would slow the suite (test_serving_heap.py)
     defaults.update(options)
     return ModelServer(ServerOptions(**defaults)).start()
 

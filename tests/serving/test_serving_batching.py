@@ -145,3 +145,28 @@ def test_pad_variable_length_inputs_batches_different_lengths(toy_versions, tmp_
         assert 'op_name="ids",batch_size="2"} 1' in text
     finally:
         server.stop()
+
+
+def test_a_request_whose_deadline_passes_in_the_queue_fails_and_leaves_the_batch(toy_versions, tmp_path):
+    # the batch only runs when full: the first request's deadline passes while it is queued
+    server = batching_server(
+        toy_versions, tmp_path,
+        "max_batch_size { value: 4 } batch_timeout_micros { value: 60000000 } num_batch_threads { value: 1 }",
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as failure:
+                stub.Predict(predict_request("toy", np.ones((1, 3), np.float32)), timeout=0.5)
+            assert failure.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            batcher = server.manager.resolve("toy").batcher
+            wait_for(lambda: batcher.queued_rows() == 0, what="the expired request to leave the queue")
+            xs = np.random.default_rng(1).normal(size=(4, 1, 3)).astype(np.float32)
+            results, errors = concurrent(4, lambda i: stub.Predict(predict_request("toy", xs[i]), timeout=60))
+        assert errors == []
+        for x, response in zip(xs, results):
+            np.testing.assert_allclose(tf.make_ndarray(response.outputs["y"]), x @ WEIGHTS + 1.0, rtol=1e-6)
+        assert batch_sizes(server) == {4: 1}  # the expired request took no row of the batch
+    finally:
+        server.stop()
+
