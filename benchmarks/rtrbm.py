@@ -18,7 +18,6 @@ import statistics
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from layers import interleaved_throughput  # noqa: E402  (benchmarks/layers.py)
 from output import write_json  # noqa: E402  (benchmarks/output.py)
