@@ -352,7 +352,7 @@ def _fig_6_2(scale):
     AHF and HF take at most 20 directions / CG steps per iteration; their Gauss-Newton products
     use every reach of the fixed centre-out and postural sets (the first tenth would be a few
     neighbouring targets) and a quarter of each fresh DDN batch. Iterations are capped per
-    optimizer, L-BFGS getting 10x AHF's (its iterations cost about a twentieth,
+    optimizer, L-BFGS getting 10x AHF's (its iterations cost about a tenth of AHF's at 5 directions,
     `benchmarks/results/arm_optimizers.json`).
     """
     units, iterations, ddn_batch, horizons = _FIG_6_2_SCALES[scale]
