@@ -180,7 +180,7 @@ class Batcher:
 
     # ---- scheduling (on the loop) -------------------------------------------------------------
     def _pump(self) -> None:
-        """Start every batch that is ready while batch threads are free; arm a timer for the rest."""
+        """Start every batch that is ready while batch threads are free; a timer wakes the rest."""
         timeout_s = self._options.batch_timeout_micros / 1e6
         limit = self._options.execution_batch_size
         now = self._runtime.loop.time()
@@ -201,14 +201,19 @@ class Batcher:
                 if batch:
                     self._running += 1
                     self._runtime.loop.create_task(self._run(queue.signature_name, batch))
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if wake is not None:
-            self._timer = self._runtime.loop.call_at(wake, self._pump)
+        # an armed timer due no later than `wake` is kept (it re-pumps and re-arms): under load this
+        # spares a cancelled and a new timer handle per request
+        if wake is not None and (self._timer is None or self._timer.when() > wake):
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._runtime.loop.call_at(wake, self._on_timer)
         if self._idle is not None and not self._running and not any(q.tasks for q in self._queues.values()):
             if not self._idle.done():
                 self._idle.set_result(None)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._pump()
 
     async def _run(self, signature_name: str, batch: list):
         try:

@@ -35,7 +35,7 @@ def fill_model_spec(spec, servable: Servable, signature_name: str) -> None:
 
 
 def check_output_filter(signature, output_filter) -> list:
-    """The requested output aliases (all when the filter is empty); INVALID_ARGUMENT if unknown."""
+    """The aliases a non-empty output_filter requests; INVALID_ARGUMENT if unknown or repeated."""
     names = list(output_filter)
     for name in names:
         if name not in signature.outputs:
@@ -45,13 +45,15 @@ def check_output_filter(signature, output_filter) -> list:
             )
     if len(set(names)) != len(names):
         raise errors.invalid_argument(f"duplicate output tensor alias in output_filter: {names}")
-    return names or sorted(signature.outputs)
+    return names
 
 
 def check_predict(servable: Servable, signature_name: str, inputs: dict, output_filter=(), max_elements=None) -> list:
     """Check decoded inputs against the signature and the element cap; the output aliases to return."""
     check_element_budget(sum(int(v.size) for v in inputs.values()), max_elements, "the request")
     signature = servable.check_inputs(signature_name, inputs)
+    if not output_filter:  # every output, in the order cached at load
+        return servable.output_aliases(signature_name)
     return check_output_filter(signature, output_filter)
 
 

@@ -57,14 +57,18 @@ class RestApi:
         self.handlers = handlers
         self.metrics_path = metrics_path
 
-    async def handle(self, method: str, path: str, body: bytes, deadline: float | None = None) -> tuple:
-        """(http status, content type, body bytes) for one request."""
+    async def handle(self, method: str, path: str, body: bytes) -> tuple:
+        """(http status, content type, body bytes) for one request.
+
+        `RestFrontEnd` bounds the whole call by --rest_api_timeout_in_ms: a request past it is
+        cancelled wherever it waits, which also takes it out of a batch queue.
+        """
         try:
             if method == "GET" and self.metrics_path and path == self.metrics_path:
                 return 200, "text/plain; version=0.0.4", self.handlers.metrics.exposition().encode()
             if method == "POST" and path[-8:].lower() == ":predict":  # numpy outputs, written by orjson
-                return 200, "application/json", rest_json.dumps(await self._route(method, path, body, deadline))
-            return _json_response(200, await self._route(method, path, body, deadline))
+                return 200, "application/json", rest_json.dumps(await self._route(method, path, body))
+            return _json_response(200, await self._route(method, path, body))
         except errors.ServingError as error:
             return _json_response(error.http_status, {"error": error.message})
         except RecursionError:
@@ -74,11 +78,11 @@ class RestApi:
             failure = errors.from_exception(error)
             return _json_response(failure.http_status, {"error": failure.message})
 
-    async def _route(self, method, path, body, deadline):
+    async def _route(self, method, path, body):
         if method == "POST":
             match = _POST_URL.fullmatch(path)
             if match:
-                return await self._post(*match.groups(), body, deadline)
+                return await self._post(*match.groups(), body)
         elif method == "GET":
             match = _GET_URL.fullmatch(path)
             if match:
@@ -104,7 +108,7 @@ class RestApi:
             "metadata": {"signature_def": json_format.MessageToDict(signature_map, preserving_proto_field_name=True)},
         }
 
-    async def _post(self, name, version, label, verb, body, deadline):
+    async def _post(self, name, version, label, verb, body):
         try:
             parsed = rest_json.loads(body)
         except (ValueError, UnicodeDecodeError) as error:
@@ -118,7 +122,7 @@ class RestApi:
         verb = verb.lower()
         if verb == "predict":
             return await self.handlers.measured(
-                "Predict", "REST", spec.name, lambda: self._predict(spec, parsed, deadline))
+                "Predict", "REST", spec.name, lambda: self._predict(spec, parsed))
         if verb == "classify":
             request = classification_pb2.ClassificationRequest(model_spec=spec, input=rest_json.example_input(parsed))
             response = await self.handlers.classify(request, "REST")
@@ -127,7 +131,7 @@ class RestApi:
         response = await self.handlers.regress(request, "REST")
         return {"result": [r.value for r in response.result.regressions]}
 
-    async def _predict(self, spec, body, deadline):
+    async def _predict(self, spec, body):
         has_instances, has_inputs = "instances" in body, "inputs" in body
         if has_instances == has_inputs:
             raise errors.invalid_argument(
@@ -141,7 +145,7 @@ class RestApi:
             inputs = rest_json.row_inputs(body["instances"], infos)
         else:
             inputs = rest_json.columnar_inputs(body["inputs"], infos)
-        outputs = await self.handlers.predict_arrays(servable, signature_name, inputs, deadline)
+        outputs = await self.handlers.predict_arrays(servable, signature_name, inputs)
         if has_instances:
             return {"predictions": rest_json.row_outputs(outputs)}
         return {"outputs": rest_json.columnar_outputs(outputs)}

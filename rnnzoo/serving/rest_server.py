@@ -17,6 +17,8 @@ import socket
 
 from aiohttp import web
 
+from rnnzoo.serving.rest_deadlines import RestDeadlines
+
 _log = logging.getLogger("rnnzoo.serving")
 
 
@@ -76,9 +78,11 @@ class RestFrontEnd:
         self._web = None
         self._server = None
         self._slots = None
+        self._deadlines = None
 
     async def start(self) -> None:
         self._slots = asyncio.Semaphore(self.max_requests)
+        self._deadlines = RestDeadlines(asyncio.get_running_loop(), self.timeout_s)
         self._web = web.Server(self._handle, keepalive_timeout=self.timeout_s, access_log=None)
         self._server = await asyncio.get_running_loop().create_server(self._protocol, sock=self._sock, backlog=1024)
 
@@ -98,20 +102,20 @@ class RestFrontEnd:
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         if self._stopping:  # a keep-alive connection outliving shutdown gets a clean refusal
             return _error(503, "server is shutting down")
-        deadline = asyncio.get_running_loop().time() + self.timeout_s
         length = request.content_length
         if length is not None and length > self.max_body_bytes:
             return _error(413, f"request body of {length} bytes exceeds the limit of {self.max_body_bytes} bytes; "
                                f"send less or raise --rest_api_max_body_bytes")
-        reading = True  # one timer bounds the whole request; which phase it ends decides 408 or 504
+        deadline = self._deadlines.start()  # bounds the whole request; which phase it ends decides 408 or 504
+        reading = True
         try:
-            async with asyncio.timeout_at(deadline):
-                body = await self._read_body(request, length)
-                reading = False
-                async with self._slots:
-                    status, content_type, data = await self.api.handle(request.method, request.rel_url.raw_path,
-                                                                       body, deadline)
-        except TimeoutError:
+            body = await self._read_body(request, length)
+            reading = False
+            async with self._slots:
+                status, content_type, data = await self.api.handle(request.method, request.rel_url.raw_path, body)
+        except asyncio.CancelledError:
+            if not deadline.expired():
+                raise
             if reading:
                 return _error(408, f"the request body did not arrive within --rest_api_timeout_in_ms "
                                    f"({self.timeout_s * 1000:.0f} ms)")
@@ -125,6 +129,8 @@ class RestFrontEnd:
                 raise
             _log.debug("REST client went away mid-request: %r", error)
             return _error(400, "incomplete request body")
+        finally:
+            deadline.finish()
         return web.Response(status=status, body=data, headers={"Content-Type": content_type})
 
     async def _read_body(self, request, length: int | None) -> bytes:

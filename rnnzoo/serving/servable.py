@@ -99,6 +99,7 @@ class Servable:
         self._functions = dict(self._loaded.signatures)
         self._input_specs = {name: _input_specs(self.signature_defs[name])
                              for name in self._functions if name in self.signature_defs}
+        self._output_aliases = {name: tuple(sorted(self.signature_defs[name].outputs)) for name in self._input_specs}
         self._calls = {name: make_call(function) for name, function in self._functions.items()}
         self.batcher = None  # a batching.Batcher, set by the manager when batching is enabled
 
@@ -116,6 +117,11 @@ class Servable:
                 f"model '{self.name}' version {self.version} has {known}"
             )
         return self.signature_defs[name]
+
+    def output_aliases(self, signature_name: str) -> tuple:
+        """The sorted output aliases of a signature, worked out at load (not per request)."""
+        self.signature(signature_name)
+        return self._output_aliases[signature_name or DEFAULT_SIGNATURE]
 
     def check_inputs(self, signature_name: str, inputs: dict) -> meta_graph_pb2.SignatureDef:
         """Validate input aliases, dtypes and shapes against the SignatureDef."""

@@ -84,10 +84,10 @@ class ServingHandlers:
             return await batcher.submit(signature_name, inputs, deadline)
         return await self.runtime.call(servable.run, signature_name, inputs)
 
-    async def predict_arrays(self, servable, signature_name: str, inputs: dict, deadline=None) -> dict:
-        """The outputs of a Predict given decoded numpy inputs (the REST path)."""
+    async def predict_arrays(self, servable, signature_name: str, inputs: dict) -> dict:
+        """The outputs of a Predict given decoded numpy inputs (the REST path, whose deadline cancels it)."""
         names = inference.check_predict(servable, signature_name, inputs, (), self.policy.max_request_elements)
-        outputs = await self.run_signature(servable, signature_name, inputs, deadline)
+        outputs = await self.run_signature(servable, signature_name, inputs)
         return {name: outputs[name] for name in names}
 
     async def predict(self, request, entrypoint="GRPC", deadline=None):

@@ -11,7 +11,7 @@ from conftest import WEIGHTS, install, predict_request, start_server, wait_for
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 
-def batching_server(toy_versions, tmp_path, params: str):
+def batching_server(toy_versions, tmp_path, params: str, **options):
     base = str(tmp_path / "toy")
     install(toy_versions[1], base, 1)
     (tmp_path / "batching.config").write_text(params)
@@ -19,7 +19,7 @@ def batching_server(toy_versions, tmp_path, params: str):
     return start_server(
         model_name="toy", model_base_path=base, enable_batching=True,
         batching_parameters_file=str(tmp_path / "batching.config"),
-        monitoring_config_file=str(tmp_path / "monitoring.config"),
+        monitoring_config_file=str(tmp_path / "monitoring.config"), **options,
     )
 
 
@@ -143,6 +143,30 @@ def test_pad_variable_length_inputs_batches_different_lengths(toy_versions, tmp_
         assert [list(r.outputs["total"].int_val) for r in results] == [[5], [3]]
         text = requests.get(f"http://127.0.0.1:{server.rest_port}/metrics", timeout=30).text
         assert 'op_name="ids",batch_size="2"} 1' in text
+    finally:
+        server.stop()
+
+
+def test_a_rest_request_past_its_timeout_in_the_queue_answers_504_and_leaves_the_batch(toy_versions, tmp_path):
+    # the batch only runs when full: --rest_api_timeout_in_ms passes while the request is queued
+    server = batching_server(
+        toy_versions, tmp_path,
+        "max_batch_size { value: 4 } batch_timeout_micros { value: 60000000 } num_batch_threads { value: 1 }",
+        rest_api_timeout_in_ms=300,
+    )
+    try:
+        url = f"http://127.0.0.1:{server.rest_port}/v1/models/toy:predict"
+        response = requests.post(url, json={"instances": [[1.0, 1.0, 1.0]]}, timeout=30)
+        assert response.status_code == 504
+        assert "--rest_api_timeout_in_ms (300 ms)" in response.json()["error"]
+        batcher = server.manager.resolve("toy").batcher
+        wait_for(lambda: batcher.queued_rows() == 0, what="the expired request to leave the queue")
+        xs = np.random.default_rng(2).normal(size=(4, 1, 3)).astype(np.float32)
+        results, errors = concurrent(4, lambda i: requests.post(url, json={"instances": xs[i].tolist()}, timeout=30))
+        assert errors == [] and [r.status_code for r in results] == [200] * 4
+        for x, response in zip(xs, results):
+            np.testing.assert_allclose(response.json()["predictions"][0]["y"], (x @ WEIGHTS + 1.0)[0], rtol=1e-5)
+        assert batch_sizes(server) == {4: 1}  # the expired request took no row of the batch
     finally:
         server.stop()
 
