@@ -93,7 +93,6 @@ class Model(keras.Model):
         strategy.run(update_metrics, args=(x, y, y_pred, sample_weight))
         return {**self.get_metrics_result(), **logs}
 
-
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         return super()._maybe_symbolic_build(**symbolic_build_from_spec(iterator, data_batch))
 

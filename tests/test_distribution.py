@@ -24,6 +24,13 @@ def _environment(**extra):
     return {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
 
 
+def _start(case, directory, **environment):
+    """`tests/distributed_runs.py CASE DIRECTORY` in a process of its own."""
+    return subprocess.Popen([sys.executable, RUNS_SCRIPT, case, str(directory)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_environment(**environment))
+
+
 def _result(process):
     out, err = process.communicate(timeout=TIMEOUT_S)
     assert process.returncode == 0, err[-3000:]
@@ -53,10 +60,7 @@ def _assert_matches_single_device(got, expected):
 
 @pytest.mark.distributed
 def test_mirrored_replicas_on_two_cpu_devices_train_like_one_device(tmp_path):
-    process = subprocess.Popen([sys.executable, RUNS_SCRIPT, "mirrored", str(tmp_path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=_environment())
-    result = _result(process)
+    result = _result(_start("mirrored", tmp_path))
     _assert_matches_single_device(result["mirrored"], result["default"])
     assert result["mirrored"]["hf"][0][1] == pytest.approx(result["default"]["hf"][0][1], rel=1e-6)
 
@@ -66,11 +70,7 @@ def test_mirrored_hf_backtracks_on_each_replicas_curvature_batch_like_one_device
     """`evaluation_batch="curvature"` under a strategy: the curvature losses (backtracking, rho)
     are the replicas' mean over their shards' heads; with the same sequences there as the one
     device's curvature batch, losses and rho agree to float precision."""
-    process = subprocess.Popen(
-        [sys.executable, RUNS_SCRIPT, "curvature_evaluation", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment(),
-    )
-    result = _result(process)
+    result = _result(_start("curvature_evaluation", tmp_path))
     for key in ("loss", "rho"):
         np.testing.assert_allclose(result["mirrored"][key], result["default"][key], rtol=1e-5)
     assert result["default"]["loss"][-1] < 0.5 * result["default"]["loss"][0]
@@ -87,13 +87,9 @@ def test_two_local_workers_train_checkpoint_once_resume_and_agree_with_one_proce
     workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
     base = tmp_path / "multi_worker"
     processes = [
-        subprocess.Popen(
-            [sys.executable, RUNS_SCRIPT, "multi_worker", str(base)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=_environment(TF_CONFIG=json.dumps(
-                {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-            )),
-        )
+        _start("multi_worker", base, TF_CONFIG=json.dumps(
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        ))
         for index in range(2)
     ]
     try:
@@ -168,10 +164,7 @@ FAMILY_RTOL = {"arm_controller_hf": 1e-3, "rtrbm": 0.05}
 
 @pytest.mark.distributed
 def test_every_family_trains_on_two_mirrored_replicas_like_one_device(tmp_path):
-    process = subprocess.Popen([sys.executable, RUNS_SCRIPT, "families", str(tmp_path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=_environment())
-    result = _result(process)
+    result = _result(_start("families", tmp_path))
     assert set(result["mirrored"]) == set(distributed_runs.family_runs(str(tmp_path)))
     for name, history in result["default"].items():
         _assert_same_trajectory({name: result["mirrored"][name]}, {name: history},
