@@ -178,6 +178,46 @@ def test_mixed_precision_builds_mixed_float16_models_but_hf_keeps_float32(tmp_pa
         assert all(w.dtype == "float32" for w in model.trainable_weights)
 
 
+def test_hf_flags_reach_the_optimizer_and_a_resumed_run_keeps_them(tmp_path, parse_flags, capsys):
+    from rnnzoo.zoo.checkpoint import Checkpointer
+
+    model_dir = str(tmp_path / "hf")
+    _train_tiny(parse_flags, capsys, model_dir, "--optimizer=hf", "--hf_damping=2",
+                "--hf_max_cg_iterations=3", "--hf_cg_warm_start=final",
+                "--hf_evaluation_batch=curvature")
+
+    def saved_settings():
+        optimizer = Checkpointer(model_dir).load_model().optimizer
+        config = optimizer.get_config()
+        return int(optimizer.iterations.numpy()), {k: config[k] for k in (
+            "damping", "max_cg_iterations", "cg_warm_start", "evaluation_batch")}
+
+    expected = {"damping": 2.0, "max_cg_iterations": 3, "cg_warm_start": "final",
+                "evaluation_batch": "curvature"}
+    assert saved_settings() == (2, expected)
+    # Resuming restores the saved optimizer, these options with the other hf_* ones.
+    train_cli.main(parse_flags(*_TINY_RNN, "--optimizer=hf", "--train_steps=4",
+                               f"--model_dir={model_dir}"))
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 4
+    assert saved_settings() == (4, expected)
+
+
+@pytest.mark.parametrize("flag, fix", [
+    ("--hf_cg_warm_start=last", "pass --hf_cg_warm_start=backtracked or --hf_cg_warm_start=final"),
+    ("--hf_evaluation_batch=full",
+     "pass --hf_evaluation_batch=gradient or --hf_evaluation_batch=curvature"),
+])
+def test_bad_hf_option_exits_naming_the_value_and_the_choices(tmp_path, parse_flags, capsys, flag,
+                                                              fix):
+    model_dir = tmp_path / "x"
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main(parse_flags(*_TINY_RNN, "--optimizer=hf", flag, f"--model_dir={model_dir}"))
+    assert exit_info.value.code == 2
+    name, value = flag[2:].split("=")
+    assert f"{name}={value!r} is not an option of HessianFree; {fix}." in capsys.readouterr().err
+    assert not model_dir.exists()
+
+
 @pytest.mark.slow
 def test_hf_trains_with_jit_compile(tmp_path, parse_flags, capsys):
     """--jit_compile compiles the whole Hessian-free step with XLA (on CPU here)."""

@@ -52,6 +52,24 @@ def test_optimizer_factory_builds_each_optimizer_with_schedules():
         make_optimizer(dataclasses.replace(config, optimizer="rmsprop"))
 
 
+def test_hf_cg_warm_start_and_evaluation_batch_reach_hessian_free_or_are_refused():
+    config = TrainConfig(model_dir="unused", optimizer="hf", clip_norm=0.0)
+    assert (make_optimizer(config).cg_warm_start,
+            make_optimizer(config).evaluation_batch) == ("backtracked", "gradient")
+    hf = make_optimizer(dataclasses.replace(config, hf_cg_warm_start="final",
+                                            hf_evaluation_batch="curvature"))
+    assert (hf.cg_warm_start, hf.evaluation_batch) == ("final", "curvature")
+    assert {k: hf.get_config()[k] for k in ("cg_warm_start", "evaluation_batch")} == {
+        "cg_warm_start": "final", "evaluation_batch": "curvature"}
+    with pytest.raises(ValueError, match="hf_cg_warm_start='last' is not an option of HessianFree; "
+                       "pass --hf_cg_warm_start=backtracked or --hf_cg_warm_start=final"):
+        make_optimizer(dataclasses.replace(config, hf_cg_warm_start="last"))
+    with pytest.raises(ValueError, match="hf_evaluation_batch='full' is not an option of "
+                       "HessianFree; pass --hf_evaluation_batch=gradient or "
+                       "--hf_evaluation_batch=curvature"):
+        make_optimizer(dataclasses.replace(config, hf_evaluation_batch="full"))
+
+
 def test_momentum_matches_keras_sgd_with_constant_momentum():
     var_a, var_b = keras.Variable([1.0, -2.0]), keras.Variable([1.0, -2.0])
     ours, theirs = Momentum(0.1, momentum=0.9), keras.optimizers.SGD(0.1, momentum=0.9)

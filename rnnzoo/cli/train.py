@@ -27,6 +27,7 @@ quiet_tensorflow()
 
 from absl import app, flags  # noqa: E402
 
+from rnnzoo.optimizers.hessian_free import CG_WARM_STARTS, EVALUATION_BATCHES  # noqa: E402
 from rnnzoo.zoo import distribution, registry  # noqa: E402
 from rnnzoo.zoo.optimizer_factory import MOMENTUM_SCHEDULES, OPTIMIZERS  # noqa: E402
 from rnnzoo.zoo.training import TrainConfig  # noqa: E402
@@ -60,6 +61,12 @@ flags.DEFINE_integer("hf_max_cg_iterations", _DEFAULTS.hf_max_cg_iterations,
                      "HF: CG step cap; AHF: direction cap.")
 flags.DEFINE_float("hf_curvature_fraction", _DEFAULTS.hf_curvature_fraction,
                    "HF, AHF: fraction of each batch used for curvature products.")
+flags.DEFINE_string("hf_cg_warm_start", _DEFAULTS.hf_cg_warm_start,
+                    f"HF: CG's warm start, one of {', '.join(CG_WARM_STARTS)} (the step "
+                    "backtracking chose, or the last CG iterate as Martens 2010 §4.5).")
+flags.DEFINE_string("hf_evaluation_batch", _DEFAULTS.hf_evaluation_batch,
+                    f"HF: the batch of CG backtracking and rho, one of "
+                    f"{', '.join(EVALUATION_BATCHES)} (the whole batch or its curvature part).")
 flags.DEFINE_integer("seq_len", None, "Problem length T.")
 flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Training sequences per step.")
 flags.DEFINE_integer("train_steps", _DEFAULTS.train_steps, "Total optimizer steps.")
@@ -171,6 +178,8 @@ def config_from_flags():
             hf_damping=FLAGS.hf_damping, hf_structural_damping=FLAGS.hf_structural_damping,
             hf_max_cg_iterations=FLAGS.hf_max_cg_iterations,
             hf_curvature_fraction=FLAGS.hf_curvature_fraction,
+            hf_cg_warm_start=FLAGS.hf_cg_warm_start,
+            hf_evaluation_batch=FLAGS.hf_evaluation_batch,
             seq_len=FLAGS.seq_len, batch_size=FLAGS.batch_size, train_steps=FLAGS.train_steps,
             eval_every=FLAGS.eval_every, test_size=FLAGS.test_size, clip_norm=FLAGS.clip_norm,
             seed=FLAGS.seed, model_dir=FLAGS.model_dir, early_stop=FLAGS.early_stop,

@@ -20,8 +20,10 @@ def _unflatten(flat, variables):
     return [tf.reshape(part, v.shape) for part, v in zip(tf.split(flat, sizes), variables)]
 
 
-_WARM_STARTS = ("backtracked", "final")
-_EVALUATION_BATCHES = ("gradient", "curvature")
+CG_WARM_STARTS = ("backtracked", "final")
+"""The values of `HessianFree(cg_warm_start=...)`, the default first."""
+EVALUATION_BATCHES = ("gradient", "curvature")
+"""The values of `HessianFree(evaluation_batch=...)`, the default first."""
 
 
 def _check(name, value, condition, hint):
@@ -135,13 +137,13 @@ class HessianFree(keras.optimizers.Optimizer):
         _check("line_search_shrink", line_search_shrink, lambda v: 0 < v < 1, "must be in (0, 1)")
         _check("line_search_steps", line_search_steps, lambda v: isinstance(v, int) and v > 0,
                "must be a positive integer")
-        if cg_warm_start not in _WARM_STARTS:
+        if cg_warm_start not in CG_WARM_STARTS:
             raise ValueError(
-                f"`cg_warm_start` must be one of {_WARM_STARTS}, got {cg_warm_start!r}."
+                f"`cg_warm_start` must be one of {CG_WARM_STARTS}, got {cg_warm_start!r}."
             )
-        if evaluation_batch not in _EVALUATION_BATCHES:
+        if evaluation_batch not in EVALUATION_BATCHES:
             raise ValueError(
-                f"`evaluation_batch` must be one of {_EVALUATION_BATCHES}, "
+                f"`evaluation_batch` must be one of {EVALUATION_BATCHES}, "
                 f"got {evaluation_batch!r}."
             )
         super().__init__(learning_rate=learning_rate, name=name)

@@ -10,6 +10,7 @@ momentum schedules of thesis ch. 7 and gradient-norm clipping.
 import keras
 
 from rnnzoo.optimizers import LBFGS, NAG, AugmentedHessianFree, HessianFree, schedules
+from rnnzoo.optimizers.hessian_free import CG_WARM_STARTS, EVALUATION_BATCHES
 from rnnzoo.optimizers.momentum import Momentum
 
 OPTIMIZERS = ("sgd", "momentum", "nag", "adam", "hf", "ahf", "lbfgs")
@@ -42,6 +43,14 @@ def check_optimizer_settings(config):
             f"clip_norm={config.clip_norm} does not apply to --optimizer={config.optimizer} "
             "(it chooses its step by a line search); pass --clip_norm=0."
         )
+    for name, choices in (("hf_cg_warm_start", CG_WARM_STARTS),
+                          ("hf_evaluation_batch", EVALUATION_BATCHES)):
+        value = getattr(config, name)
+        if value not in choices:
+            raise ValueError(
+                f"{name}={value!r} is not an option of HessianFree; pass "
+                f"{' or '.join(f'--{name}={choice}' for choice in choices)}."
+            )
     if not 0 <= config.final_phase < 1:
         raise ValueError(f"final_phase must be in [0, 1), got {config.final_phase!r}.")
 
@@ -94,6 +103,8 @@ def make_optimizer(config):
             structural_damping=float(config.hf_structural_damping),
             max_cg_iterations=int(config.hf_max_cg_iterations),
             curvature_fraction=float(config.hf_curvature_fraction),
+            cg_warm_start=config.hf_cg_warm_start,
+            evaluation_batch=config.hf_evaluation_batch,
         )
     if config.optimizer == "ahf":
         return AugmentedHessianFree(

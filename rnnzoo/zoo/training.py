@@ -72,8 +72,10 @@ class TrainConfig:
             0.8 ... 0.999 at exponentially spaced steps from `momentum_period`).
         final_phase: fraction of the run at the end with the learning rate
             divided by 10 and mu = 0.99 (thesis §7.3); 0 disables it.
-        hf_*: `rnnzoo.optimizers.HessianFree` arguments; `ahf` uses `hf_max_cg_iterations`
-            as its cap on Krylov directions and `hf_curvature_fraction`.
+        hf_*: `rnnzoo.optimizers.HessianFree` arguments (`hf_cg_warm_start`:
+            `backtracked` or `final`; `hf_evaluation_batch`: `gradient` or
+            `curvature`); `ahf` uses `hf_max_cg_iterations` as its cap on Krylov
+            directions and `hf_curvature_fraction`.
         seq_len: problem length T (task dependent).
         batch_size: training sequences per step.
         train_steps: total optimizer steps of the run (across resumptions).
@@ -125,6 +127,8 @@ class TrainConfig:
     hf_structural_damping: float = 0.0
     hf_max_cg_iterations: int = 250
     hf_curvature_fraction: float = 0.1
+    hf_cg_warm_start: str = "backtracked"
+    hf_evaluation_batch: str = "gradient"
     seq_len: int | None = None
     batch_size: int = 100
     train_steps: int = 1000
