@@ -29,6 +29,11 @@ states (ReLU, ResRNN's residual sum, LSTM, GRU) use the squared distance
 `||h - h_n||^2 / 2`: `G_S = J_h^T J_h`. `S` is summed over time steps and
 hidden units and averaged over examples.
 
+What depends on the forward states only is computed once per operator, not
+per product: the weights `1 / e'(x)` of structural damping and the loss's
+gradient with respect to the outputs, whose backward pass is the output
+Hessian's product (`MatchingLoss.hessian_operator`).
+
 Losses the model adds itself (weight regularizers, layer penalties) enter
 with their exact Hessian, by reverse-over-reverse differentiation.
 """
@@ -55,28 +60,31 @@ def trainable_variables(model):
     return variables
 
 
-def structural_distance_product(hidden, tangent):
-    """`(D o e)'' R x` mapped to the hidden states, for one recorded sequence.
+def structural_weights(hidden, structural_damping):
+    """`w` with `structural_damping * (D o e)'' R x = w * R h` on one recorded sequence.
 
-    Tanh units: `R h / (1 - h^2)`, logistic units: `R h / (h (1 - h))` (each
-    equals `R x`, the R-input of Alg. 6 line 13, back-propagated through
-    `h = e(x)`); saturated units are floored, which can only shrink their
-    (vanishing) contribution. Other states: `R h`. `S` is the distance
-    summed over a sequence's steps (thesis eq. 4.7: `D(h(theta); h(theta_n))`
-    of the whole hidden-state sequence) and averaged over the batch, as the
-    loss is, so mu means what it means in the thesis (1/30 in §4.4) at
-    every T. Masked steps (padding) add nothing.
+    Tanh units: `w = s / (1 - h^2)`, logistic units: `w = s / (h (1 - h))`
+    (`w * R h` equals `s R x`, the R-input of Alg. 6 line 13,
+    back-propagated through `h = e(x)`); saturated units are floored, which
+    can only shrink their (vanishing) contribution. Other states: `w = s`.
+    `S` is the distance summed over a sequence's steps (thesis eq. 4.7:
+    `D(h(theta); h(theta_n))` of the whole hidden-state sequence) and
+    averaged over the batch, as the loss is (`w` carries the `1 / batch`), so
+    mu means what it means in the thesis (1/30 in §4.4) at every T. Masked
+    steps (padding) add nothing. `w` depends on the states only: an
+    operator computes it once for all its products.
     """
     states = hidden.states
-    tangent = tf.cast(tangent, states.dtype)
-    floor = tf.constant(_SATURATION_FLOOR, states.dtype)
+    dtype = states.dtype
+    weights = tf.cast(structural_damping, dtype) / tf.cast(tf.shape(states)[0], dtype)
+    floor = tf.constant(_SATURATION_FLOOR, dtype)
     if hidden.activation == "tanh":
-        tangent = tangent / tf.maximum(1 - tf.square(states), floor)
+        weights = weights / tf.maximum(1 - tf.square(states), floor)
     elif hidden.activation == "sigmoid":
-        tangent = tangent / tf.maximum(states * (1 - states), floor)
+        weights = weights / tf.maximum(states * (1 - states), floor)
     if hidden.mask is not None:
-        tangent = tangent * tf.cast(hidden.mask, states.dtype)[:, :, None]
-    return tangent / tf.cast(tf.shape(states)[0], states.dtype)
+        weights = weights * tf.cast(hidden.mask, dtype)[:, :, None]
+    return weights
 
 
 def _single_output(y_pred, model):
@@ -97,11 +105,8 @@ def static_time(x):
     )
 
 
-def _hidden_cotangents(hidden, tangents, structural_damping):
-    return [
-        tf.cast(structural_damping, h.states.dtype) * structural_distance_product(h, t)
-        for h, t in zip(hidden, tangents)
-    ]
+def _hidden_cotangents(weights, tangents):
+    return [w * tf.cast(t, w.dtype) for w, t in zip(weights, tangents)]
 
 
 def _linear_outputs(model, matching, y_pred, dtype):
@@ -128,6 +133,9 @@ def _one_pass_operator(model, matching, x, y, sample_weight, structural_damping,
         )
     targets = [outputs] + [sequence.states for sequence in hidden]
     y = matching.placeholder_targets(outputs) if y is None else y
+    # What every product multiplies by, computed once from the recorded forward pass.
+    output_hessian = matching.hessian_operator(y, outputs, sample_weight)
+    weights = [structural_weights(sequence, structural_damping) for sequence in hidden]
 
     def product(vectors):
         vectors = list(vectors)
@@ -141,10 +149,7 @@ def _one_pass_operator(model, matching, x, y, sample_weight, structural_damping,
         tangents = transpose.gradient(
             backward, cotangents, output_gradients=vectors, unconnected_gradients=_ZERO
         )
-        output_gradients = [
-            matching.hessian_product(y, outputs, tangents[0], sample_weight),
-            *_hidden_cotangents(hidden, tangents[1:], structural_damping),
-        ]
+        output_gradients = [output_hessian(tangents[0]), *_hidden_cotangents(weights, tangents[1:])]
         products = tape.gradient(
             targets, primals, output_gradients=output_gradients, unconnected_gradients=_ZERO
         )
@@ -184,7 +189,9 @@ def _two_pass_product(model, matching, x, vectors, y, sample_weight, structural_
     y = matching.placeholder_targets(outputs) if y is None else y
     output_gradients = [
         matching.hessian_product(y, outputs, output_tangent, sample_weight),
-        *_hidden_cotangents(hidden, hidden_tangents, structural_damping),
+        *_hidden_cotangents(
+            [structural_weights(h, structural_damping) for h in hidden], hidden_tangents
+        ),
     ]
     if penalty is not None:
         output_gradients.append(tf.ones_like(targets[-1]))

@@ -45,7 +45,7 @@ class MatchingLoss:
 
     Use `linear_outputs(y_pred)` to get `o` from the model's outputs (the
     logits behind a final sigmoid/softmax for cross-entropies of
-    probabilities), then `value`, `hessian_product` and
+    probabilities), then `value`, `hessian_operator` (`hessian_product`) and
     `placeholder_targets` on `o`.
 
     Attributes:
@@ -114,20 +114,33 @@ class MatchingLoss:
             )
         return tf.zeros_like(outputs)
 
-    def hessian_product(self, y_true, outputs, vector, sample_weight=None):
-        """`(L o g)'' vector`: the loss's Hessian w.r.t. the linear outputs times `vector`.
+    def hessian_operator(self, y_true, outputs, sample_weight=None):
+        """`vector -> (L o g)'' vector`, the loss's Hessian w.r.t. the linear outputs `outputs`.
 
-        Forward-over-reverse through the loss alone (cheap next to the
-        network), in the outputs' dtype.
+        The loss's gradient at `outputs` is computed once, on a tape; each
+        product is the backward pass of that gradient (reverse over reverse:
+        the Hessian is symmetric), which reuses its values. In the outputs'
+        dtype; build and call it inside one `tf.function`.
         """
         outputs = tf.identity(tf.stop_gradient(outputs))
-        vector = tf.cast(vector, outputs.dtype)
-        with tf.autodiff.ForwardAccumulator(outputs, vector) as accumulator:
-            with tf.GradientTape() as tape:
+        with tf.GradientTape(watch_accessed_variables=False, persistent=True) as outer:
+            outer.watch(outputs)
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(outputs)
                 value = self.value(y_true, outputs, sample_weight)
             gradient = tape.gradient(value, outputs)
-        return accumulator.jvp(gradient, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+        def product(vector):
+            return outer.gradient(
+                gradient, outputs, output_gradients=tf.cast(vector, outputs.dtype),
+                unconnected_gradients=tf.UnconnectedGradients.ZERO,
+            )
+
+        return product
+
+    def hessian_product(self, y_true, outputs, vector, sample_weight=None):
+        """`(L o g)'' vector`: one product of `hessian_operator`."""
+        return self.hessian_operator(y_true, outputs, sample_weight)(vector)
 
 
 def matching_loss(loss):
