@@ -88,13 +88,14 @@ class Batcher:
 
     async def submit(self, signature_name: str, inputs: dict, deadline: float | None = None) -> dict:
         """Queue one request and wait until its batch ran; returns its slice of the outputs."""
-        sizes = {alias: (array.shape[0] if array.ndim else None) for alias, array in inputs.items()}
-        if len(set(sizes.values())) != 1 or None in sizes.values():
+        rows = [array.shape[0] if array.ndim else None for array in inputs.values()]
+        size = rows[0] if rows else None
+        if size is None or rows.count(size) != len(rows):
+            sizes = dict(zip(inputs, rows))
             raise errors.invalid_argument(
                 f"batching needs every input to share its 0th dimension, got {sizes}; send inputs "
                 f"with the same number of rows"
             )
-        size = next(iter(sizes.values()))
         if size > self._options.max_batch_size:
             raise errors.invalid_argument(
                 f"Task size {size} is larger than maximum batch size {self._options.max_batch_size}; "
@@ -104,13 +105,13 @@ class Batcher:
             return await self._runtime.call(self._servable.run, signature_name, inputs)
         limit = self._options.execution_batch_size
         pieces = _split_rows(inputs, size, limit) if size > limit else [inputs]
-        futures = self._enqueue(signature_name, pieces)
+        futures = self._enqueue(signature_name, pieces, size)
         timer = None if deadline is None else self._runtime.loop.call_at(deadline, self._expire, futures)
         try:
+            if len(futures) == 1:
+                return await futures[0]
             done = [await future for future in futures]
-        finally:
-            if timer is not None:
-                timer.cancel()
+        except BaseException:
             abandoned = False
             for future in futures:  # after an error or a cancellation, the other pieces are dropped
                 if not future.done():
@@ -120,18 +121,19 @@ class Batcher:
                     future.exception()  # marks a failed piece's error as seen
             if abandoned:
                 self._discard_finished()
-        if len(done) == 1:
-            return done[0]
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
         return {alias: np.concatenate([part[alias] for part in done], axis=0) for alias in done[0]}
 
-    def _enqueue(self, signature_name: str, pieces: list) -> list:
+    def _enqueue(self, signature_name: str, pieces: list, rows: int) -> list:
         key = signature_name
         if not self._options.pad_variable_length_inputs:
             key = (signature_name,) + tuple(sorted((a, v.shape[1:]) for a, v in pieces[0].items()))
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = _Queue(signature_name)
-        rows = sum(next(iter(piece.values())).shape[0] for piece in pieces)
         limit = self._options.execution_batch_size
         if -(-(queue.rows + rows) // limit) > self._options.max_enqueued_batches:
             raise errors.unavailable(

@@ -7,6 +7,7 @@ unknown ``/v1/...`` path is 400 "Malformed request", as in TF Serving. JSON conv
 `rest_json.py`, the HTTP server itself in `rest_server.py`.
 """
 
+import functools
 import json
 import logging
 import re
@@ -23,6 +24,7 @@ from tensorflow_serving.apis import (
 
 from rnnzoo.serving import errors, rest_json
 from rnnzoo.serving.servable import DEFAULT_SIGNATURE
+from rnnzoo.serving.service import spec_version
 
 _log = logging.getLogger("rnnzoo.serving")
 
@@ -39,6 +41,21 @@ def _model_spec(name: str, version, label, signature_name: str = "") -> model_pb
     elif label is not None:
         spec.version_label = urllib.parse.unquote(label)
     return spec
+
+
+@functools.lru_cache(maxsize=1024)
+def _post_target(path: str):
+    """(model name, version, label, verb) a POST path names, or None when it names none.
+
+    Parsed once per distinct path (a regex match, URL unquoting and a ModelSpec per request were
+    ~5 us of the Predict path); a path that fails to parse raises each time, uncached.
+    """
+    match = _POST_URL.fullmatch(path)
+    if match is None:
+        return None
+    name, version, label, verb = match.groups()
+    spec = _model_spec(name, version, label)
+    return (spec.name, *spec_version(spec), verb.lower())
 
 
 def _json_response(status: int, payload) -> tuple:
@@ -66,9 +83,13 @@ class RestApi:
         try:
             if method == "GET" and self.metrics_path and path == self.metrics_path:
                 return 200, "text/plain; version=0.0.4", self.handlers.metrics.exposition().encode()
-            if method == "POST" and path[-8:].lower() == ":predict":  # numpy outputs, written by orjson
-                return 200, "application/json", rest_json.dumps(await self._route(method, path, body))
-            return _json_response(200, await self._route(method, path, body))
+            if method == "POST":
+                target = _post_target(path)
+                if target is not None:
+                    return await self._post(*target, body)
+            elif method == "GET":
+                return _json_response(200, self._get(path))
+            raise errors.invalid_argument(f"Malformed request: {method} {path}")
         except errors.ServingError as error:
             return _json_response(error.http_status, {"error": error.message})
         except RecursionError:
@@ -78,23 +99,18 @@ class RestApi:
             failure = errors.from_exception(error)
             return _json_response(failure.http_status, {"error": failure.message})
 
-    async def _route(self, method, path, body):
-        if method == "POST":
-            match = _POST_URL.fullmatch(path)
-            if match:
-                return await self._post(*match.groups(), body)
-        elif method == "GET":
-            match = _GET_URL.fullmatch(path)
-            if match:
-                name, version, label, metadata = match.groups()
-                if metadata:
-                    return self._metadata(_model_spec(name, version, label))
-                request = get_model_status_pb2.GetModelStatusRequest(model_spec=_model_spec(name, version, label))
-                return json_format.MessageToDict(
-                    self.handlers.get_model_status(request),
-                    preserving_proto_field_name=True, always_print_fields_with_no_presence=True,
-                )
-        raise errors.invalid_argument(f"Malformed request: {method} {path}")
+    def _get(self, path):
+        match = _GET_URL.fullmatch(path)
+        if match is None:
+            raise errors.invalid_argument(f"Malformed request: GET {path}")
+        name, version, label, metadata = match.groups()
+        if metadata:
+            return self._metadata(_model_spec(name, version, label))
+        request = get_model_status_pb2.GetModelStatusRequest(model_spec=_model_spec(name, version, label))
+        return json_format.MessageToDict(
+            self.handlers.get_model_status(request),
+            preserving_proto_field_name=True, always_print_fields_with_no_presence=True,
+        )
 
     def _metadata(self, spec):
         request = get_model_metadata_pb2.GetModelMetadataRequest(model_spec=spec, metadata_field=["signature_def"])
@@ -108,7 +124,7 @@ class RestApi:
             "metadata": {"signature_def": json_format.MessageToDict(signature_map, preserving_proto_field_name=True)},
         }
 
-    async def _post(self, name, version, label, verb, body):
+    async def _post(self, name, version, label, verb, body) -> tuple:
         try:
             parsed = rest_json.loads(body)
         except (ValueError, UnicodeDecodeError) as error:
@@ -118,34 +134,37 @@ class RestApi:
         signature_name = parsed.get("signature_name", "")
         if not isinstance(signature_name, str):
             raise errors.invalid_argument("'signature_name' must be a string")
-        spec = _model_spec(name, version, label, signature_name)
-        verb = verb.lower()
-        if verb == "predict":
-            return await self.handlers.measured(
-                "Predict", "REST", spec.name, lambda: self._predict(spec, parsed))
+        if verb == "predict":  # numpy outputs, written by orjson
+            data = await self.handlers.measured(
+                "Predict", "REST", name, lambda: self._predict(name, version, label, signature_name, parsed))
+            return 200, "application/json", data
+        spec = model_pb2.ModelSpec(name=name, signature_name=signature_name)
+        if version is not None:
+            spec.version.value = version
+        elif label is not None:
+            spec.version_label = label
         if verb == "classify":
             request = classification_pb2.ClassificationRequest(model_spec=spec, input=rest_json.example_input(parsed))
             response = await self.handlers.classify(request, "REST")
-            return {"result": [[[c.label, c.score] for c in cl.classes] for cl in response.result.classifications]}
+            return _json_response(200, {"result": [[[c.label, c.score] for c in cl.classes]
+                                                   for cl in response.result.classifications]})
         request = regression_pb2.RegressionRequest(model_spec=spec, input=rest_json.example_input(parsed))
         response = await self.handlers.regress(request, "REST")
-        return {"result": [r.value for r in response.result.regressions]}
+        return _json_response(200, {"result": [r.value for r in response.result.regressions]})
 
-    async def _predict(self, spec, body):
+    async def _predict(self, name, version, label, signature_name, body) -> bytes:
         has_instances, has_inputs = "instances" in body, "inputs" in body
         if has_instances == has_inputs:
             raise errors.invalid_argument(
                 "Missing 'inputs' or 'instances' key" if not has_instances else
                 "Not both 'inputs' and 'instances' may be given; use one format"
             )
-        servable = self.handlers.resolve(spec)
-        signature_name = spec.signature_name or DEFAULT_SIGNATURE
-        infos = servable.signature(signature_name).inputs
+        servable = self.handlers.resolve_version(name, version, label)
+        signature_name = signature_name or DEFAULT_SIGNATURE
+        dtypes = servable.input_dtypes(signature_name)
         if has_instances:
-            inputs = rest_json.row_inputs(body["instances"], infos)
+            inputs = rest_json.row_inputs(body["instances"], dtypes)
         else:
-            inputs = rest_json.columnar_inputs(body["inputs"], infos)
+            inputs = rest_json.columnar_inputs(body["inputs"], dtypes)
         outputs = await self.handlers.predict_arrays(servable, signature_name, inputs)
-        if has_instances:
-            return {"predictions": rest_json.row_outputs(outputs)}
-        return {"outputs": rest_json.columnar_outputs(outputs)}
+        return rest_json.predict_body(outputs, rows=has_instances)

@@ -59,10 +59,13 @@ class ServingHandlers:
         self.policy = policy
 
     def resolve(self, spec):
-        if not spec.name:
+        return self.resolve_version(spec.name, *spec_version(spec))
+
+    def resolve_version(self, name: str, version: int | None, label: str | None):
+        """The servable a model name and version (or label, or neither: the latest) address."""
+        if not name:
             raise errors.invalid_argument("model_spec.name is empty; set it to the name of a served model")
-        version, label = spec_version(spec)
-        return self.manager.resolve(spec.name, version, label)
+        return self.manager.resolve(name, version, label)
 
     async def measured(self, api: str, entrypoint: str, model_name: str, call):
         """Await `call()` recording request_count and request_latency; errors become `ServingError`."""

@@ -10,8 +10,7 @@ from rnnzoo.serving import errors, rest_json
 
 
 def _predict_body(outputs, rows=True) -> dict:
-    key, convert = ("predictions", rest_json.row_outputs) if rows else ("outputs", rest_json.columnar_outputs)
-    return json.loads(rest_json.dumps({key: convert(outputs)}))
+    return json.loads(rest_json.predict_body(outputs, rows))
 
 
 def test_float32_outputs_are_written_as_their_shortest_decimals():
@@ -37,11 +36,18 @@ def test_several_outputs_become_one_object_per_row_with_every_dtype():
 
 def test_nan_and_infinity_are_written_as_tf_serving_writes_them():
     outputs = {"y": np.array([[np.nan, 0.1], [np.inf, -np.inf]], np.float32), "k": np.array([1, 2])}
-    text = rest_json.dumps({"predictions": rest_json.row_outputs(outputs)}).decode()
+    text = rest_json.predict_body(outputs, rows=True).decode()
     assert "NaN" in text and "-Infinity" in text and "null" not in text
     rows = json.loads(text)["predictions"]
     assert np.isnan(rows[0]["y"][0]) and rows[0]["y"][1] == 0.1 and rows[1] == {"y": [np.inf, -np.inf], "k": 2}
-    assert json.loads(rest_json.dumps({"outputs": rest_json.columnar_outputs({"y": np.float32(np.nan)})}))["outputs"] != 0
+    assert np.isnan(json.loads(rest_json.predict_body({"y": np.float32(np.nan)}, rows=False))["outputs"])
+    assert rest_json.predict_body(outputs, rows=True) == rest_json.dumps({"predictions": rest_json.row_outputs(outputs)})
+
+
+def test_an_answer_holding_the_text_null_keeps_its_finite_floats_as_orjson_wrote_them():
+    outputs = {"y": np.array([0.1, 2.5], np.float32), "text": np.array([b"null", b"a"], object)}
+    text = rest_json.predict_body(outputs, rows=True).decode()
+    assert text == '{"predictions":[{"y":0.1,"text":"null"},{"y":2.5,"text":"a"}]}'
 
 
 def test_request_bodies_with_nan_literals_parse_and_bad_json_is_named():
