@@ -35,7 +35,7 @@ class Model(keras.Model):
         if own_step and not self.optimizer.built:
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.trainable_variables)
-        if not own_step or not _distributed(self.distribute_strategy):
+        if not own_step or not is_distributed(self.distribute_strategy):
             return super().make_train_function(force=force)
         if not hasattr(self.optimizer, "run_replicated_step"):
             raise ValueError(
@@ -197,6 +197,7 @@ def _clips_per_replica(optimizer):
     return True
 
 
-def _distributed(strategy):
+def is_distributed(strategy):
+    """Whether `strategy` is a `tf.distribute` strategy other than TensorFlow's default one."""
     with strategy.scope():
         return tf.distribute.has_strategy()

@@ -4,6 +4,7 @@
     python tests/distributed_runs.py multi_worker DIR # this process is one worker of TF_CONFIG
     python tests/distributed_runs.py families DIR     # every other family, two devices and one
     python tests/distributed_runs.py curvature_evaluation DIR  # HF on the curvature batch
+    python tests/distributed_runs.py clipping_with_loss_scaling DIR  # the refusal's message
 
 Prints one JSON line: {run name: [(step, train loss), ...]}. Logical devices and the
 multi-worker strategy must be set up before TensorFlow initialises, hence a process per case.
@@ -117,11 +118,30 @@ def curvature_evaluation_histories():
     return result
 
 
+def clipping_with_loss_scaling_error():
+    """Fits a clipping, loss-scaling optimizer on two mirrored replicas; returns the error."""
+    x = np.ones((8, 3, 2), "float32")
+    with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+        inputs = keras.Input((3, 2))
+        model = rnnzoo.Model(inputs, keras.layers.Dense(1)(keras.layers.SimpleRNN(4)(inputs)))
+        model.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(clipnorm=1.0)),
+                      loss="mse")
+    try:
+        model.fit(x, x[:, 0, :1], batch_size=8, verbose=0)
+    except ValueError as error:
+        return {"error": str(error), "weights_finite": all(
+            bool(np.isfinite(w).all()) for w in model.get_weights())}
+    return {"error": None}
+
+
 if __name__ == "__main__":
     case, base = sys.argv[1], sys.argv[2]
     if case == "curvature_evaluation":
         distribution.use_logical_cpu_devices(2)
         result = curvature_evaluation_histories()
+    elif case == "clipping_with_loss_scaling":
+        distribution.use_logical_cpu_devices(2)
+        result = clipping_with_loss_scaling_error()
     elif case == "mirrored":
         distribution.use_logical_cpu_devices(2)
         result = {"mirrored": histories(os.path.join(base, "mirrored"), "mirrored"),

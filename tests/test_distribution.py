@@ -76,6 +76,16 @@ def test_mirrored_hf_backtracks_on_each_replicas_curvature_batch_like_one_device
     assert result["default"]["loss"][-1] < 0.5 * result["default"]["loss"][0]
 
 
+@pytest.mark.distributed
+def test_clipping_with_loss_scaling_is_refused_under_a_strategy_naming_the_fix(tmp_path):
+    """Each replica would clip its own scaled partial gradient: refused before any step."""
+    result = _result(_start("clipping_with_loss_scaling", tmp_path))
+    assert result["error"] is not None
+    assert "gradient clipping with loss scaling" in result["error"]
+    assert "drop --clip_norm or --mixed_precision" in result["error"]
+    assert result["weights_finite"]
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

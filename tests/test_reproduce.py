@@ -105,6 +105,42 @@ def test_several_seeds_give_mean_range_and_success_count(tmp_path, monkeypatch):
         experiments.run_experiment("tiny", output_dir=str(tmp_path), seeds=(1, 1))
 
 
+def test_runs_in_two_processes_give_the_numbers_of_runs_one_after_another(tmp_path, monkeypatch):
+    def runs(scale):
+        config = TrainConfig(model="irnn", task="addition", seq_len=6, batch_size=8,
+                             test_size=40, eval_every=2, train_steps=4, early_stop=False)
+        return [experiments.Run(f"tiny {units}", config, {"units": units}, "0.5", metric="test_loss")
+                for units in (3, 4, 5)]
+
+    tiny = experiments.Experiment("tiny", "Tiny", "claim", runs, differences="tiny.")
+    monkeypatch.setitem(experiments.EXPERIMENTS, "tiny", tiny)
+    serial = experiments.run_experiment("tiny", output_dir=str(tmp_path / "serial"), verbose=0)
+    parallel = experiments.run_experiment("tiny", output_dir=str(tmp_path / "parallel"), verbose=0,
+                                          jobs=2, time_budget_s=600.0)
+    one, two = ([r for r in json.loads((tmp_path / d / "tiny" / "results.json").read_text())]
+                for d in ("serial", "parallel"))
+    assert [r["label"] for r in two] == ["tiny 3", "tiny 4", "tiny 5"], "in the experiment's order"
+    for a, b in zip(one, two):
+        assert b["metrics"]["step"] == 4
+        assert b["metrics"]["test_loss"] == pytest.approx(a["metrics"]["test_loss"], rel=1e-5)
+        assert 0 < b["config"]["max_seconds"] <= 600.0
+    assert "--jobs" not in open(serial).read()
+    report = open(parallel).read()
+    assert "2 runs at a time" in report and "--jobs=2`" in report
+    with pytest.raises(ValueError, match=r"jobs=0 must be a positive integer"):
+        experiments.run_experiment("tiny", output_dir=str(tmp_path), jobs=0)
+
+
+def test_a_time_budget_goes_to_the_runs_still_to_start():
+    budget = experiments._Budget(900.0, 3)
+    first, second = budget.start(), budget.start()  # two runs at a time
+    assert (first, second) == (300.0, 300.0)
+    budget.finish(first, 100.0)  # solved early: its 200 s go to the last run
+    assert budget.start() == pytest.approx(500.0)
+    unlimited = experiments._Budget(0.0, 2)
+    assert (unlimited.start(), unlimited.start()) == (0.0, 0.0)
+
+
 def test_runs_with_panels_are_drawn_one_panel_each(tmp_path, monkeypatch):
     import matplotlib.image
 
@@ -168,7 +204,7 @@ def test_fig_4_1_medium_runs_and_reports_within_a_tiny_budget(tmp_path, monkeypa
     results = json.loads((tmp_path / "thesis_fig_4_1" / "results.json").read_text())
     assert [r["label"] for r in results] == ["add T=100 Tikhonov only", "add T=100 structural"]
     assert all(r["metrics"]["step"] == 2 and r["config"]["max_seconds"] > 0 for r in results)
-    assert "Scale: `medium`" in report and "time budget 3600 s" in report
+    assert "Scale: `medium`" in report and "time budget 1200 s" in report
 
 
 def test_cli_lists_experiments(capsys):

@@ -30,7 +30,9 @@ flags.DEFINE_integer("num_seeds", 1, "Run every run with seeds seed, seed+1, ...
                      "gives mean, range and success count over them.")
 flags.DEFINE_float("time_budget_s", None,
                    "Training budget of the experiment in seconds, shared by its runs "
-                   "(default: 900 for --scale=small, 1800 per run for medium, none for paper).")
+                   "(default: 900 for --scale=small, 600 per run for medium, none for paper).")
+flags.DEFINE_integer("jobs", 1, "Runs trained at a time, each in a process of its own with "
+                     "cores/jobs threads; the wall time is about the budget / jobs.", lower_bound=1)
 flags.DEFINE_bool("list", False, "List the experiments and exit.")
 flags.DEFINE_integer("verbose", 2, "Per-run verbosity (0, 1: progress bar, 2: a line per round).",
                      allow_override=True)
@@ -58,7 +60,7 @@ def main(argv):
         FLAGS.experiment, scale=FLAGS.scale, output_dir=FLAGS.output_dir,
         work_dir=FLAGS.work_dir, seeds=range(FLAGS.seed, FLAGS.seed + FLAGS.num_seeds),
         verbose=FLAGS.verbose,
-        time_budget_s=FLAGS.time_budget_s,
+        time_budget_s=FLAGS.time_budget_s, jobs=FLAGS.jobs,
     )
     print(path)
 

@@ -13,6 +13,8 @@ import os
 
 import tensorflow as tf
 
+from rnnzoo.model import is_distributed  # noqa: F401 (part of this module's interface)
+
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 
 
@@ -135,12 +137,6 @@ def is_chief(strategy):
     return task_type == "chief" or (
         task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
     )
-
-
-def is_distributed(strategy):
-    """Whether `strategy` is a `tf.distribute` strategy other than TensorFlow's default one."""
-    with strategy.scope():
-        return tf.distribute.has_strategy()
 
 
 def barrier(strategy):

@@ -124,7 +124,7 @@ def _rows(results):
     return rows.values()
 
 
-def write_report(experiment, scale, results, total_seconds, out_dir, time_budget_s=0.0):
+def write_report(experiment, scale, results, total_seconds, out_dir, time_budget_s=0.0, jobs=1):
     """Writes `report.md` and `curves.png` in `out_dir`; returns the report path.
 
     A row per run: with several seeds, each number is `mean (min-max)` over
@@ -152,11 +152,13 @@ def write_report(experiment, scale, results, total_seconds, out_dir, time_budget
         f"Scale: `{scale}`; seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}; "
         f"total wall time {total_seconds / 60:.1f} min on "
         f"{machine_summary()} (shared with other jobs, so times are upper bounds); "
-        + (f"time budget {time_budget_s:.0f} s shared by the runs (each run gets what is left "
-           "of it divided by the runs still to go, and stops there, at its step count or on "
-           "success)." if time_budget_s else "no time budget."),
+        + (f"{jobs} runs at a time, each in its own process; " if jobs > 1 else "")
+        + (f"time budget {time_budget_s:.0f} s of training shared by the runs (each run gets "
+           "what is left of it divided by the runs still to start, and stops there, at its step "
+           "count or on success)." if time_budget_s else "no time budget."),
         "",
-        f"Reproduce: `rnnzoo-reproduce --experiment={experiment.name} --scale={scale}{seed_flags}`",
+        f"Reproduce: `rnnzoo-reproduce --experiment={experiment.name} --scale={scale}{seed_flags}"
+        + (f" --jobs={jobs}" if jobs > 1 else "") + "`",
         "",
         f"| run | ours: {experiment.metric_name} | ours: test loss | paper | solved | steps | "
         "wall time (s) |",
