@@ -397,11 +397,10 @@ def _translation_small(scale):
     only in the source order and, for the layer-wise run, in pretraining each LSTM as an autoencoder
     first (layer-wise §3.5, fig. 2), on top of the same steps. The reversed-source run also decodes
     its test sentences with every `TRANSLATION_DECODINGS` entry (one trained model, §5.3's beam
-    widths). `small` trains and
-    tests on the pairs of at most 16 pieces a side (about 43% of them) with a narrower model (2 x 128
-    LSTMs, 1,000 pieces) and Adam at 1e-2 on batches of 64, 1,200 steps, so that its models
-    translate short sentences within a few minutes; `paper` trains the default model (2 x 256, 4,000
-    pieces, every length) 20,000 steps.
+    widths). `small` trains and tests on the pairs of at most 16 pieces a side (about 43% of them)
+    with a narrower model (2 x 128 LSTMs, 1,000 pieces) and Adam at 1e-2 on batches of 64, 1,200
+    steps, so that its models translate short sentences within a few minutes; `paper` trains the
+    default model (2 x 256, 4,000 pieces, every length) 20,000 steps.
     """
     small = scale == "small"
     config = TrainConfig(model="seq2seq", optimizer="adam", learning_rate=1e-2 if small else 1e-3,
