@@ -185,7 +185,7 @@ def _longer_rnns_resrnn(scale):
                     model=model, task=task, task_options=PAPER_TRAIN_SIZE, seq_len=seq_len,
                     optimizer="momentum",
                     learning_rate=1e-3, momentum=0.9, clip_norm=0.1, batch_size=16,
-                    train_steps=8000 if small else 1_000_000, eval_every=400 if small else 5000,
+                    train_steps=8000 if small else 1_000_000, eval_every=500 if small else 5000,
                     test_size=1000 if small else 10_000, early_stop=False,
                     gradient_steps=((0, 1000, 5000) if small else (0, 25_000, 225_000))
                     if task == "addition" else (),
@@ -272,7 +272,7 @@ def _layerwise_digits(scale):
         lambda model: TrainConfig(
             model=model, task="digits", task_options={"binarize": True},
             optimizer="adam", learning_rate=3e-3,
-            clip_norm=5.0, batch_size=50, train_steps=1200 if small else 10_000,
+            clip_norm=5.0, batch_size=50, train_steps=1500 if small else 10_000,
             eval_every=100, early_stop=False,
         ),
         lambda layers: {"units": 64 if small else 256, "layers": layers, "init_scale": 0.003},
@@ -317,7 +317,7 @@ def _fig_3_balls(scale):
         Run(label=model,
             config=TrainConfig(model=model, task="bouncing_balls", seq_len=100, optimizer="momentum",
                                momentum=0.9, learning_rate=0.01, batch_size=1, train_steps=steps,
-                               eval_every=400 if small else 5000, test_size=10 if small else 100,
+                               eval_every=500 if small else 5000, test_size=10 if small else 100,
                                early_stop=False),
             options=options, paper=paper, metric="next_frame_mse", panel="bouncing balls")
         for model, paper in (("rtrbm", "0.007"), ("trbm", "0.04"))
