@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnzoo.data.parallel_batches import encode_pairs, pair_batches
+from rnnzoo.data.parallel_batches import encode_pairs, pair_batches, pairs_within
 from rnnzoo.data.parallel_corpus import (
     gettext_pairs,
     load_parallel_corpus,
@@ -87,6 +87,18 @@ def test_sentencepiece_training_is_deterministic_and_detokenisation_lossless(tok
     framed = tf.concat([tf.fill([3, 1], BOS_ID), ids.to_tensor(), tf.fill([3, 1], EOS_ID),
                         tf.fill([3, 2], PAD_ID)], axis=1)
     assert [t.decode("utf-8") for t in tokenizer.decode(framed).numpy()] == texts
+
+
+def test_pairs_within_keeps_the_text_of_the_pairs_encode_pairs_keeps(tokenizer):
+    pairs = PAIRS + [("short", "court"), ("a much longer " * 6 + "sentence", "une phrase")]
+    pieces = [len(ids) for ids in tokenizer.encode(tf.constant([text for pair in pairs for text in pair])).to_list()]
+    lengths = [max(pieces[2 * i], pieces[2 * i + 1]) for i in range(len(pairs))]
+    limit = int(np.median(lengths))
+    kept = pairs_within(pairs, tokenizer, limit)
+    assert kept == [pair for pair, n in zip(pairs, lengths) if n <= limit] and 0 < len(kept) < len(pairs)
+    for mine, theirs in zip(encode_pairs(kept, tokenizer), encode_pairs(pairs, tokenizer, max_tokens=limit)):
+        assert [list(ids) for ids in mine] == [list(ids) for ids in theirs]
+    assert pairs_within([], tokenizer, limit) == []
 
 
 def test_bucketed_batches_shift_targets_and_mask_padding(tokenizer):

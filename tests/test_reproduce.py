@@ -238,9 +238,12 @@ def test_cli_rejects_unknown_experiment_listing_the_valid_ones(capsys):
 
 def test_translation_small_compares_at_equal_steps_and_decodes_one_model_many_ways():
     runs = experiments.get_experiment("translation_small").runs("small")
-    assert {run.config.train_steps for run in runs} == {1200}
+    assert {run.config.train_steps for run in runs} == {1200} and len({id(run.config) for run in runs}) == 1
     assert [run.options["reverse_source"] for run in runs] == [True, False, True]
-    assert [run.options.get("pretrain_steps", 0) for run in runs] == [0, 0, 50]
+    assert [run.options.get("pretrain_steps", 0) for run in runs] == [0, 0, 100]
+    shared = [{k: v for k, v in run.options.items()
+               if k not in ("reverse_source", "pretrain_steps", "eval_decodings")} for run in runs]
+    assert shared[0] == shared[1] == shared[2] and shared[0]["test_max_tokens"] == shared[0]["max_tokens"] == 16
     decodings = [run.options.get("eval_decodings", "") for run in runs]
     assert decodings == ["1:0,2:0,4:0,12:0,2:0.6,4:0.6,12:0.6", "", ""]
     assert experiments.get_experiment("translation_small").small_time_budget_s == 0.0

@@ -236,6 +236,12 @@ def test_bad_eval_decodings_name_the_item_and_the_fix(text, fix):
     assert repr(text) in str(error.value)
 
 
+@pytest.mark.parametrize("value", [-1, 2.5, True])
+def test_bad_test_max_tokens_names_the_value_and_the_flag(value):
+    with pytest.raises(ValueError, match=rf"got {value!r} \(--test_max_tokens\)"):
+        translation.check_config(translation.Seq2SeqConfig(test_max_tokens=value))
+
+
 @pytest.mark.skipif(not os.path.exists("/usr/share/wordnet/data.noun"),
                     reason="WordNet 3.0 is not installed (apt-get install wordnet-base wordnet-sense-index)")
 def test_an_english_target_adds_meteor_of_the_beam_translations(run, trained):

@@ -1,8 +1,8 @@
 """Batches of tokenised sentence pairs for teacher forcing, bucketed by length (layer-wise §4.4).
 
 `encode_pairs(pairs, tokenizer, max_tokens)` tokenises once and drops pairs longer than
-`max_tokens` pieces on either side; `pair_batches(...)` gives `((source, target_in), target_out,
-weight)` batches:
+`max_tokens` pieces on either side (`pairs_within` keeps the text pairs it would keep);
+`pair_batches(...)` gives `((source, target_in), target_out, weight)` batches:
 
 - `source` int32[b, s]: the source pieces, padded with `PAD_ID` (the model reverses them);
 - `target_in` int32[b, t]: `BOS_ID` then the target pieces (the decoder's inputs, teacher forcing);
@@ -35,6 +35,15 @@ def encode_pairs(pairs, tokenizer, max_tokens=None):
     kept = [(np.asarray(s, np.int32), np.asarray(t, np.int32)) for s, t in zip(sources, targets)
             if s and t and (max_tokens is None or max(len(s), len(t)) <= max_tokens)]
     return [s for s, _ in kept], [t for _, t in kept]
+
+
+def pairs_within(pairs, tokenizer, max_tokens):
+    """The text pairs of `pairs` with at most `max_tokens` pieces on either side (and a piece on each)."""
+    if not pairs:
+        return []
+    sources = tokenizer.encode(tf.constant([s for s, _ in pairs])).row_lengths().numpy()
+    targets = tokenizer.encode(tf.constant([t for _, t in pairs])).row_lengths().numpy()
+    return [pair for pair, s, t in zip(pairs, sources, targets) if s and t and max(s, t) <= max_tokens]
 
 
 def _teacher_forcing(source, target):

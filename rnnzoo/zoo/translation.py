@@ -33,7 +33,7 @@ import re
 import keras
 import tensorflow as tf
 
-from rnnzoo.data.parallel_batches import encode_pairs, pair_batches
+from rnnzoo.data.parallel_batches import encode_pairs, pair_batches, pairs_within
 from rnnzoo.data.parallel_corpus import load_parallel_corpus
 from rnnzoo.data.subword_tokenizer import SubwordTokenizer, train_sentencepiece
 from rnnzoo.decoding.translator import Translator
@@ -78,6 +78,8 @@ class Seq2SeqConfig:
             English target (`en`) adds the `meteor` metric.
         vocab_size: SentencePiece pieces (shared by source and target).
         max_tokens: pairs with more pieces on either side are left out of training.
+        test_max_tokens: test pairs with more pieces on either side are left out of the evaluation
+            (loss and BLEU; 0: every test pair is evaluated).
         cell: recurrent cell of encoder and decoder (`lstm`, `gru`, `rnn`, `mrnn`, `resrnn`).
         layers: depth of each stack.
         units: width of every recurrent layer.
@@ -100,6 +102,7 @@ class Seq2SeqConfig:
     target_language: str = ""
     vocab_size: int = 4000
     max_tokens: int = 48
+    test_max_tokens: int = 0
     cell: str = "lstm"
     layers: int = 2
     units: int = 256
@@ -124,6 +127,10 @@ def check_config(config):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r} (--{name}).")
+    if isinstance(config.test_max_tokens, bool) or not isinstance(config.test_max_tokens, int) \
+            or config.test_max_tokens < 0:
+        raise ValueError(f"test_max_tokens must be an integer >= 0 (0: every test pair), got "
+                         f"{config.test_max_tokens!r} (--test_max_tokens).")
     if not 0 <= config.dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {config.dropout!r} (--dropout).")
     if config.eval_beam_width > config.max_beam_width:
@@ -365,7 +372,8 @@ def build(model_name, config, train_config):
     if train_config.model_dir:
         save_run_files(train_config.model_dir, tokenizer, config)
     train_sources, train_targets = encode_pairs(corpus.train, tokenizer, config.max_tokens)
-    test_sources, test_targets = encode_pairs(corpus.test, tokenizer)
+    test = pairs_within(corpus.test, tokenizer, config.test_max_tokens) if config.test_max_tokens else corpus.test
+    test_sources, test_targets = encode_pairs(test, tokenizer)
     test_batches = pair_batches(test_sources, test_targets, EVAL_BATCH, repeat=False)
     model = build_model(tokenizer.vocab_size, config, seed=train_config.seed)
     pretrain = None
@@ -383,13 +391,15 @@ def build(model_name, config, train_config):
             evaluation.Metric(decoding_metric(width, alpha), None, evaluation.HIGHER,
                               f"corpus BLEU with beam width {width} and length penalty alpha {alpha:g}")
             for width, alpha in parse_decodings(config.eval_decodings, config.max_beam_width)),
-        evaluate=make_evaluate(tokenizer, config, corpus.test, test_batches),
+        evaluate=make_evaluate(tokenizer, config, test, test_batches),
         pretrain=pretrain,
         description=(
             f"seq2seq ({config.layers} x {config.units} {config.cell}, "
             f"{'reversed' if config.reverse_source else 'forward'} source) on {config.corpus}: "
             f"{len(train_sources):,} training pairs of <= {config.max_tokens} pieces "
-            f"({sizes['train']:,} read), {sizes['test']:,} test pairs, {tokenizer.vocab_size} pieces"
+            f"({sizes['train']:,} read), {len(test):,} test pairs"
+            f"{f' of <= {config.test_max_tokens} pieces' if config.test_max_tokens else ''} "
+            f"({sizes['test']:,} read), {tokenizer.vocab_size} pieces"
         ),
     )
 
