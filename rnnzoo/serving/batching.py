@@ -112,15 +112,14 @@ class Batcher:
                 return await futures[0]
             done = [await future for future in futures]
         except BaseException:
-            abandoned = False
-            for future in futures:  # after an error or a cancellation, the other pieces are dropped
+            # after an error or a cancellation (a REST deadline cancels the awaited future with the
+            # handler) the request's queued pieces leave the queue now, not when a batch forms
+            for future in futures:
                 if not future.done():
                     future.cancel()
-                    abandoned = True
                 elif not future.cancelled():
                     future.exception()  # marks a failed piece's error as seen
-            if abandoned:
-                self._discard_finished()
+            self._discard_finished()
             raise
         finally:
             if timer is not None:

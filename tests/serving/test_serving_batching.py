@@ -151,7 +151,7 @@ def test_a_rest_request_past_its_timeout_in_the_queue_answers_504_and_leaves_the
     # the batch only runs when full: --rest_api_timeout_in_ms passes while the request is queued
     server = batching_server(
         toy_versions, tmp_path,
-        "max_batch_size { value: 4 } batch_timeout_micros { value: 60000000 } num_batch_threads { value: 1 }",
+        "max_batch_size { value: 4 } batch_timeout_micros { value: 600000000 } num_batch_threads { value: 1 }",
         rest_api_timeout_in_ms=300,
     )
     try:
@@ -160,7 +160,7 @@ def test_a_rest_request_past_its_timeout_in_the_queue_answers_504_and_leaves_the
         assert response.status_code == 504
         assert "--rest_api_timeout_in_ms (300 ms)" in response.json()["error"]
         batcher = server.manager.resolve("toy").batcher
-        wait_for(lambda: batcher.queued_rows() == 0, what="the expired request to leave the queue")
+        wait_for(lambda: batcher.queued_rows() == 0, timeout=10, what="the expired request to leave the queue")
         xs = np.random.default_rng(2).normal(size=(4, 1, 3)).astype(np.float32)
         results, errors = concurrent(4, lambda i: requests.post(url, json={"instances": xs[i].tolist()}, timeout=30))
         assert errors == [] and [r.status_code for r in results] == [200] * 4
@@ -175,7 +175,7 @@ def test_a_request_whose_deadline_passes_in_the_queue_fails_and_leaves_the_batch
     # the batch only runs when full: the first request's deadline passes while it is queued
     server = batching_server(
         toy_versions, tmp_path,
-        "max_batch_size { value: 4 } batch_timeout_micros { value: 60000000 } num_batch_threads { value: 1 }",
+        "max_batch_size { value: 4 } batch_timeout_micros { value: 600000000 } num_batch_threads { value: 1 }",
     )
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
@@ -184,7 +184,7 @@ def test_a_request_whose_deadline_passes_in_the_queue_fails_and_leaves_the_batch
                 stub.Predict(predict_request("toy", np.ones((1, 3), np.float32)), timeout=0.5)
             assert failure.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             batcher = server.manager.resolve("toy").batcher
-            wait_for(lambda: batcher.queued_rows() == 0, what="the expired request to leave the queue")
+            wait_for(lambda: batcher.queued_rows() == 0, timeout=10, what="the expired request to leave the queue")
             xs = np.random.default_rng(1).normal(size=(4, 1, 3)).astype(np.float32)
             results, errors = concurrent(4, lambda i: stub.Predict(predict_request("toy", xs[i]), timeout=60))
         assert errors == []
