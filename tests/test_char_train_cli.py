@@ -22,6 +22,7 @@ def train(*args):
                           timeout=600, env=env)
 
 
+@pytest.mark.slow  # two fresh processes (about 40 s); `make test-slow`
 def test_rnnzoo_train_char_mrnn_reports_heldout_bpc_and_exports(tmp_path):
     corpus_path = tmp_path / "tiny.txt"
     corpus_path.write_text(TEXT * 40, encoding="utf-8")

@@ -105,6 +105,7 @@ def test_several_seeds_give_mean_range_and_success_count(tmp_path, monkeypatch):
         experiments.run_experiment("tiny", output_dir=str(tmp_path), seeds=(1, 1))
 
 
+@pytest.mark.slow  # two fresh processes (about 40 s); `make test-slow`
 def test_runs_in_two_processes_give_the_numbers_of_runs_one_after_another(tmp_path, monkeypatch):
     def runs(scale):
         config = TrainConfig(model="irnn", task="addition", seq_len=6, batch_size=8,
