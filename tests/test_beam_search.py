@@ -56,10 +56,13 @@ def enumerate_hypotheses(weights, h0, max_length, alpha):
     return sorted(found, key=lambda f: -f[0])
 
 
-def np_beam_search(weights, h0, width, alpha, max_length):
-    """The module docstring's algorithm, one example, in plain Python."""
+def np_beam_search(weights, h0, width, alpha, max_length, steps_run=None):
+    """The module docstring's algorithm, one example, in plain Python; `steps_run` (a list) gets
+    the number of alive hypotheses each step extends."""
     alive, finished = [((), 0.0, h0)], []
     for n in range(1, max_length + 1):
+        if steps_run is not None:
+            steps_run.append(len(alive))
         candidates = []
         for tokens, logp, h in alive:
             log_p, h2 = np_log_probs(weights, tokens[-1] if tokens else BOS, h)
@@ -75,13 +78,22 @@ def np_beam_search(weights, h0, width, alpha, max_length):
     return finished
 
 
-def run(decoder, widths, alphas, lengths, beam_size, max_steps, rows=None, jit=False):
+def run(decoder, widths, alphas, lengths, beam_size, max_steps, rows=None, jit=False, skip_dead_rows=True,
+        step_rows=None):
+    """The beam search of `rows` of the decoder's states; under `jit` every row runs (XLA needs
+    static shapes). `step_rows` (a tf.Variable) adds up the rows the decoder step ran on."""
     weights, states = decoder
     rows = list(range(len(widths))) if rows is None else rows
+    step = tf_step(weights)
+    if step_rows is not None:
+        def step(tokens, state, step=step):
+            step_rows.assign_add(tf.shape(tokens)[0])
+            return step(tokens, state)
 
     @tf.function(jit_compile=jit)
     def search(h0, width, alpha, length):
-        return beam_search(tf_step(weights), {"h": h0}, width, alpha, length, beam_size, max_steps, BOS, EOS)
+        return beam_search(step, {"h": h0}, width, alpha, length, beam_size, max_steps, BOS, EOS,
+                           skip_dead_rows=skip_dead_rows and not jit)
 
     out = search(tf.constant(states[rows]), tf.constant(widths, tf.int32), tf.constant(alphas, tf.float32),
                  tf.constant(lengths, tf.int32))
@@ -160,3 +172,22 @@ def test_a_batch_gives_what_each_example_gives_alone_and_xla_agrees(decoder):
                     max_steps=8, rows=[row])
         assert_same(hypotheses(together, row), hypotheses(alone, 0))
         assert_same(hypotheses(compiled, row), hypotheses(alone, 0))
+
+
+def test_the_step_runs_on_alive_hypotheses_only_and_every_row_gives_the_same(decoder):
+    weights, states = decoder
+    widths, alphas, lengths = [3, 1, 4, 2], [0.6, 0.0, 1.0, 0.2], [5, 8, 3, 6]
+    alive_per_step = [[] for _ in widths]  # each example's alive hypotheses at each of its steps
+    for row, steps_run in enumerate(alive_per_step):
+        np_beam_search(weights, states[row], widths[row], alphas[row], lengths[row], steps_run=steps_run)
+    counted = tf.Variable(0)
+    alive_only = run(decoder, widths, alphas, lengths, beam_size=4, max_steps=8, step_rows=counted)
+    assert int(counted.numpy()) == sum(map(sum, alive_per_step))
+    counted.assign(0)
+    every_row = run(decoder, widths, alphas, lengths, beam_size=4, max_steps=8, skip_dead_rows=False,
+                    step_rows=counted)
+    assert int(counted.numpy()) == 4 * 4 * max(map(len, alive_per_step))  # batch x beam_size per step
+    assert sum(map(sum, alive_per_step)) < int(counted.numpy()) / 2
+    for row in range(4):
+        assert_same(hypotheses(alive_only, row), hypotheses(every_row, row))
+        np.testing.assert_array_equal(alive_only[0][row], every_row[0][row])

@@ -18,8 +18,13 @@ implementation behind evaluation and the exported `translate` signature:
   logp / lp(max_length) bounds every continuation), or nothing is alive;
 - beam width, alpha and max length are per example (`beam_size` and `max_steps`, the static
   capacity, bound them); the decoder state (any nest of [b, ...] tensors, e.g. each LSTM
-  layer's h and c) is reordered with gathers; everything runs in one `tf.while_loop` that
-  compiles with XLA when `beam_size` and `max_steps` are Python ints.
+  layer's h and c) is reordered with gathers; everything runs in one `tf.while_loop`;
+- the decoder step runs only on the rows of alive hypotheses (`skip_dead_rows`): an example
+  that has stopped, a slot whose hypothesis finished and a slot beyond the example's width cost
+  nothing, and the first step runs one row per example. The row count then changes from step to
+  step, which XLA cannot compile: with `skip_dead_rows=False` every row runs and the loop
+  compiles with XLA when `beam_size` and `max_steps` are Python ints. Both give the same
+  hypotheses.
 
 Beam width 1 is greedy decoding (the argmax token until EOS or `max_length`), whatever alpha.
 """
@@ -72,7 +77,28 @@ def _top(scores, tensors, count):
     return best, [_gather_beams(t, indices) for t in tensors]
 
 
-def beam_search(step, initial_state, beam_width, alpha, max_length, beam_size, max_steps, bos_id, eos_id):
+def _every_step(step, tokens, state, alive_logp):
+    """Log-probabilities [b * k, V] and the new state of every row."""
+    logits, state = step(_flatten(tokens), state)
+    return tf.nn.log_softmax(tf.cast(logits, tf.float32)), state
+
+
+def _alive_step(step, tokens, state, alive_logp):
+    """`_every_step` computed on the rows whose hypothesis is alive: the other rows get
+    log-probabilities 0 (their hypotheses' -inf log-probability keeps them out of the top k)
+    and keep their state."""
+    rows = tf.cast(tf.where(tf.reshape(alive_logp > NEG_INF, [-1]))[:, 0], tf.int32)[:, None]
+    logits, alive_state = step(tf.gather_nd(_flatten(tokens), rows), tf.nest.map_structure(
+        lambda s: tf.gather_nd(s, rows), state))
+    log_p = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+    log_p = tf.scatter_nd(rows, log_p, tf.stack([tf.size(alive_logp), tf.shape(log_p)[1]]))
+    state = tf.nest.map_structure(lambda s, new: tf.tensor_scatter_nd_update(s, rows, tf.cast(new, s.dtype)),
+                                  state, alive_state)
+    return log_p, state
+
+
+def beam_search(step, initial_state, beam_width, alpha, max_length, beam_size, max_steps, bos_id, eos_id,
+                skip_dead_rows=True):
     """Beam search of every example of a batch (see the module docstring).
 
     Args:
@@ -86,6 +112,8 @@ def beam_search(step, initial_state, beam_width, alpha, max_length, beam_size, m
         max_steps: the longest hypothesis (int, or an int32 scalar tensor), >= max(max_length).
         bos_id: the first decoder input.
         eos_id: the end-of-sentence token.
+        skip_dead_rows: call `step` on the alive hypotheses' rows only (False: on all
+            batch * beam_size rows, as XLA needs).
 
     Returns:
         A `BeamSearchOutput`.
@@ -104,10 +132,10 @@ def beam_search(step, initial_state, beam_width, alpha, max_length, beam_size, m
 
     def body(t, tokens, state, alive_ids, alive_logp, done, finished):
         finished_ids, finished_lengths, finished_scores, finished_logp = finished
-        logits, state = step(_flatten(tokens), state)
-        log_p = _unflatten(tf.nn.log_softmax(tf.cast(logits, tf.float32)), beam_size)  # [b, k, V]
+        log_p, state = (_alive_step if skip_dead_rows else _every_step)(step, tokens, state, alive_logp)
+        log_p = _unflatten(log_p, beam_size)  # [b, k, V]
         vocab = tf.shape(log_p)[2]
-        extended = alive_logp[:, :, None] + log_p
+        extended = alive_logp[:, :, None] + log_p  # -inf on the rows of dead hypotheses
         n = t + 1  # tokens of the hypotheses this step makes
 
         # The beam_width most probable extensions; those ending in EOS (and, at max_length, all
