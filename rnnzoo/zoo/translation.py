@@ -357,7 +357,8 @@ METRICS = (
 RECIPE = {"clip_norm": 5.0, "learning_rate": 2e-3, "batch_size": 64, "train_steps": 2400, "eval_every": 1000}
 """How `rnnzoo-train --model=seq2seq` trains where its flags leave these out: Adam 2e-3 on batches of
 64 pairs, gradients clipped at norm 5 (layer-wise §4.4), 2,400 steps (about 7.7 epochs of gettext
-en->fr, 25 CPU-minutes; measured in docs/translation.md), evaluated at steps 1,000, 2,000 and 2,400
+en->fr, 25 CPU-minutes or about 16 minutes of training on an idle 2-core machine; measured in
+docs/translation.md), evaluated at steps 1,000, 2,000 and 2,400
 (an evaluation of the whole test split costs about as much as 80 training steps)."""
 
 
