@@ -7,7 +7,8 @@ softmax layer) from the same encoder states, at the same beam widths, each compi
 
 - rnnzoo: `Translator.translate` (rnn-critical-review §5.3's left-to-right beam search) with the
   GNMT length penalty (alpha 0.6), an n-best list of `width` finished hypotheses per sentence,
-  per-sentence early stopping, SentencePiece in the graph;
+  per-sentence early stopping, the decoder step on alive hypotheses only, SentencePiece in the
+  graph;
 - keras-hub: `keras_hub.samplers.BeamSampler(num_beams=width, return_all_beams=True)` driving
   `Translator.step` through its `next(prompt, cache, index)` interface, with the LSTM states as
   the cache and EOS as the stop token: log-probabilities only (no length penalty), beams that
