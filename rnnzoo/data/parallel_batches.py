@@ -26,24 +26,26 @@ DEFAULT_BUCKETS = tuple(range(4, 50, 2))
 """Upper bounds (exclusive) of the length buckets, in pieces of the longer side plus one."""
 
 
-def encode_pairs(pairs, tokenizer, max_tokens=None):
-    """`(source ids, target ids)` lists of int32 arrays, without pairs longer than `max_tokens` pieces."""
+def _kept_pairs(pairs, tokenizer, max_tokens):
+    """`(text pair, source ids, target ids)` of each pair with a piece on each side and at most
+    `max_tokens` pieces on either (None: any length)."""
     if not pairs:
-        return [], []
+        return []
     sources = tokenizer.encode(tf.constant([s for s, _ in pairs])).to_list()
     targets = tokenizer.encode(tf.constant([t for _, t in pairs])).to_list()
-    kept = [(np.asarray(s, np.int32), np.asarray(t, np.int32)) for s, t in zip(sources, targets)
+    return [(pair, s, t) for pair, s, t in zip(pairs, sources, targets)
             if s and t and (max_tokens is None or max(len(s), len(t)) <= max_tokens)]
-    return [s for s, _ in kept], [t for _, t in kept]
+
+
+def encode_pairs(pairs, tokenizer, max_tokens=None):
+    """`(source ids, target ids)` lists of int32 arrays, without pairs longer than `max_tokens` pieces."""
+    kept = _kept_pairs(pairs, tokenizer, max_tokens)
+    return [np.asarray(s, np.int32) for _, s, _ in kept], [np.asarray(t, np.int32) for _, _, t in kept]
 
 
 def pairs_within(pairs, tokenizer, max_tokens):
-    """The text pairs of `pairs` with at most `max_tokens` pieces on either side (and a piece on each)."""
-    if not pairs:
-        return []
-    sources = tokenizer.encode(tf.constant([s for s, _ in pairs])).row_lengths().numpy()
-    targets = tokenizer.encode(tf.constant([t for _, t in pairs])).row_lengths().numpy()
-    return [pair for pair, s, t in zip(pairs, sources, targets) if s and t and max(s, t) <= max_tokens]
+    """The text pairs of `pairs` that `encode_pairs(pairs, tokenizer, max_tokens)` keeps."""
+    return [pair for pair, _, _ in _kept_pairs(pairs, tokenizer, max_tokens)]
 
 
 def _teacher_forcing(source, target):
