@@ -34,13 +34,20 @@ _POST_URL = re.compile(
 _GET_URL = re.compile(r"/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?(/metadata)?", re.IGNORECASE)
 
 
-def _model_spec(name: str, version, label, signature_name: str = "") -> model_pb2.ModelSpec:
-    spec = model_pb2.ModelSpec(name=urllib.parse.unquote(name), signature_name=signature_name)
+def _spec(name: str, version: int | None, label: str | None, signature_name: str = "") -> model_pb2.ModelSpec:
+    """The ModelSpec of a model name and a version number, a label or neither (the latest)."""
+    spec = model_pb2.ModelSpec(name=name, signature_name=signature_name)
     if version is not None:
-        spec.version.value = int(version)
+        spec.version.value = version
     elif label is not None:
-        spec.version_label = urllib.parse.unquote(label)
+        spec.version_label = label
     return spec
+
+
+def _model_spec(name: str, version, label) -> model_pb2.ModelSpec:
+    """The ModelSpec named by a URL's matched text: the quoted name, the version digits, the quoted label."""
+    return _spec(urllib.parse.unquote(name), None if version is None else int(version),
+                 None if label is None else urllib.parse.unquote(label))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -138,11 +145,7 @@ class RestApi:
             data = await self.handlers.measured(
                 "Predict", "REST", name, lambda: self._predict(name, version, label, signature_name, parsed))
             return 200, "application/json", data
-        spec = model_pb2.ModelSpec(name=name, signature_name=signature_name)
-        if version is not None:
-            spec.version.value = version
-        elif label is not None:
-            spec.version_label = label
+        spec = _spec(name, version, label, signature_name)
         if verb == "classify":
             request = classification_pb2.ClassificationRequest(model_spec=spec, input=rest_json.example_input(parsed))
             response = await self.handlers.classify(request, "REST")
