@@ -151,3 +151,47 @@ def test_exports_give_the_same_outputs_under_the_tensorflow_tf_serving_links(ser
     np.testing.assert_allclose(serving["output"], ours["output"], rtol=1e-5, atol=1e-6)
     assert serving["n_best"] == ours["n_best"] and any(t for row in ours["n_best"] for t in row)
     np.testing.assert_allclose(serving["scores"], ours["scores"], rtol=1e-5, atol=1e-5)
+
+
+REFUSE_HUGE_SIZES = textwrap.dedent(
+    """
+    import json, os, sys, time
+    sys.modules["rnnzoo"] = None  # only TensorFlow and tensorflow-text, as TF Serving has
+    sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "rnnzoo"))]
+    import tensorflow as tf
+    import tensorflow_text
+
+    def kilobytes(field):
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+    translate = tf.saved_model.load(sys.argv[1]).signatures["translate"]
+    def call(beam_width, max_length):
+        return translate(source=tf.constant(["File not found"]), beam_width=tf.constant([beam_width]),
+                         length_penalty=tf.constant([0.6]), max_length=tf.constant([max_length]))
+    call(2, 3)
+    refusals = []
+    for beam_width, max_length in ((4, 2**31 - 1), (4, 10**9), (2**31 - 1, 0)):
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # the peak resident memory restarts from the current one
+        before, start = kilobytes("VmRSS"), time.monotonic()
+        try:
+            call(beam_width, max_length)
+            error = None
+        except tf.errors.InvalidArgumentError as refused:
+            error = refused.message.splitlines()[0]
+        refusals.append({"seconds": time.monotonic() - start, "grown_mb": (kilobytes("VmHWM") - before) / 1024,
+                         "error": error})
+    print(json.dumps({"version": tf.__version__, "refusals": refusals}))
+    """
+)
+
+
+def test_translate_refuses_huge_sizes_at_once_under_the_tensorflow_tf_serving_links(serving_tf_python, exports,
+                                                                                    tmp_path):
+    serving, ours = outputs_under_serving_tf_and_ours(REFUSE_HUGE_SIZES, [exports[2]], tmp_path)
+    assert serving["version"].rsplit(".", 1)[0] == SERVING_TF
+    for outputs in (serving, ours):
+        for refusal in outputs["refusals"]:
+            assert refusal["error"] and "must be <=" in refusal["error"], outputs
+            assert refusal["seconds"] < 1.0 and refusal["grown_mb"] < 100, outputs

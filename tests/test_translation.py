@@ -177,6 +177,22 @@ def test_served_by_rnnzoo_serve_through_the_client(trained, exported):
         server.stop()
 
 
+def test_rnnzoo_export_sets_the_translate_size_caps(run):
+    root, model_dir, _ = run
+    base = root / "capped"
+    result = subprocess.run([sys.executable, "-m", "rnnzoo.cli.export", f"--model_dir={model_dir}",
+                             f"--export_base={base}", "--max_beam_width=3", "--max_decode_length=7"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    translate = tf.saved_model.load(result.stdout.strip().splitlines()[-1]).signatures["translate"]
+    source, alpha = tf.constant(["the red file"]), tf.constant([0.6])
+    translate(source=source, beam_width=tf.constant([3]), length_penalty=alpha, max_length=tf.constant([7]))
+    for beam_width, max_length, message in ((4, 7, "beam_width must be <= 3"), (3, 8, "max_length must be <= 7")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            translate(source=source, beam_width=tf.constant([beam_width]), length_penalty=alpha,
+                      max_length=tf.constant([max_length]))
+
+
 @pytest.mark.slow
 def test_layerwise_pretraining_trains_every_lstm_of_both_stacks(run, tmp_path):
     root, _, _ = run

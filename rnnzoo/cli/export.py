@@ -4,10 +4,12 @@
   rnnzoo-export --model_dir=/tmp/char_mrnn --export_base=/models/char_lm --version=3
 
 Takes the run directory of any family (`rnnzoo-train --model_dir`) and exports it with its
-family's exporter (`rnnzoo.export.export_run`): char LMs get the `generate` (= `serving_default`)
-and `score` signatures (docs/char_lm.md); pathological-problem, sequence-classifier and
-autoencoder runs the `predict` contract as `serving_default` (the Keras model's inputs ->
-outputs). Writes `<export_base>/<version>/` with warmup records once the serving-parity and
+family's exporter (`rnnzoo.export.export_run`): char LMs get `generate` (= `serving_default`) and
+`score` (docs/char_lm.md), seq2seq runs `translate`, arm controllers `control_step` and
+`control_sequence`, RTRBM/TRBM runs `next_frame` and `generate_frames`, pathological-problem,
+sequence-classifier and autoencoder runs the `predict` contract as `serving_default` (the Keras
+model's inputs -> outputs). `--max_generate`, `--max_frames`, `--max_beam_width` and
+`--max_decode_length` set the caps of the size arguments (docs/serving.md, "Size caps"). Writes `<export_base>/<version>/` with warmup records once the serving-parity and
 signature-contract checks pass, and prints that directory. `--check_only=DIR` runs the
 serving-parity check on an existing SavedModel instead.
 """
@@ -23,12 +25,22 @@ from absl import app, flags  # noqa: E402
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Directory of a trained model (rnnzoo-train --model_dir).")
 _EXPORT_BASE = flags.DEFINE_string("export_base", None, "TF Serving base path; the export goes to <export_base>/<version>.")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: one more than the largest existing).")
-_MAX_GENERATE = flags.DEFINE_integer(
-    "max_generate", None, "Char-LM runs: largest max_length the generate signature accepts (default 4096)."
+_SIZE_CAPS = (
+    flags.DEFINE_integer(
+        "max_generate", None, "Char-LM runs: largest max_length the generate signature accepts (default 4096)."
+    ),
+    flags.DEFINE_integer(
+        "max_frames", None, "RTRBM/TRBM runs: largest num_frames the generate_frames signature accepts (default 1000)."
+    ),
+    flags.DEFINE_integer(
+        "max_beam_width", None, "Seq2seq runs: largest beam_width the translate signature accepts (default: the run's)."
+    ),
+    flags.DEFINE_integer(
+        "max_decode_length", None,
+        "Seq2seq runs: largest max_length (target pieces) the translate signature accepts (default: the run's).",
+    ),
 )
-_MAX_FRAMES = flags.DEFINE_integer(
-    "max_frames", None, "RTRBM/TRBM runs: largest num_frames the generate_frames signature accepts (default 1000)."
-)
+"""The exporters' size caps: a request above one is INVALID_ARGUMENT before anything is allocated."""
 _CHECK_ONLY = flags.DEFINE_string("check_only", None, "Only run the serving-parity check on this SavedModel directory.")
 
 
@@ -44,9 +56,7 @@ def main(argv):
             return 0
         if not _MODEL_DIR.value or not _EXPORT_BASE.value:
             raise app.UsageError("pass --model_dir=<trained model> and --export_base=<serving base path>")
-        options = {} if _MAX_GENERATE.value is None else {"max_generate": _MAX_GENERATE.value}
-        if _MAX_FRAMES.value is not None:
-            options["max_frames"] = _MAX_FRAMES.value
+        options = {cap.name: cap.value for cap in _SIZE_CAPS if cap.value is not None}
         print(export_run(_MODEL_DIR.value, _EXPORT_BASE.value, _VERSION.value, **options))
     except (ServingParityError, ValueError) as error:
         print(f"rnnzoo-export: {error}", file=sys.stderr)

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from rnnzoo.data.char_tokenizer import CharTokenizer
 from rnnzoo.decoding.sampling import sample_next
+from rnnzoo.decoding.size_checks import gated
 
 LN2 = math.log(2.0)
 
@@ -75,18 +76,24 @@ class TextModel(tf.Module):
         return tf.cast(self._output(output), tf.float32), states
 
     def generate(self, prompt, max_length, temperature, seed):
-        tf.debugging.assert_non_negative(max_length, message="max_length must be >= 0")
-        tf.debugging.assert_less_equal(
-            max_length, self.max_generate, message=f"max_length must be <= {self.max_generate}"
-        )
-        tf.debugging.assert_greater_equal(
-            temperature, 0.0, message="temperature must be >= 0 (0 = greedy) and not NaN"
-        )
-        for name, values in (("max_length", max_length), ("temperature", temperature), ("seed", seed)):
+        checks = [
+            tf.debugging.assert_non_negative(max_length, message="max_length must be >= 0"),
+            tf.debugging.assert_less_equal(
+                max_length, self.max_generate, message=f"max_length must be <= {self.max_generate}, the "
+                "export's limit (rnnzoo-export --max_generate)"
+            ),
+            tf.debugging.assert_greater_equal(
+                temperature, 0.0, message="temperature must be >= 0 (0 = greedy) and not NaN"
+            ),
+        ]
+        checks += [
             tf.debugging.assert_equal(
                 tf.shape(values)[0], tf.shape(prompt)[0],
                 message=f"{name} needs one value per prompt",
             )
+            for name, values in (("max_length", max_length), ("temperature", temperature), ("seed", seed))
+        ]
+        max_length, temperature, seed = gated(checks, max_length, temperature, seed)
         context = self.tokenizer.encode(prompt)
         lengths = tf.cast(context.row_lengths(), tf.int32)  # start symbol + prompt
         padded = context.to_tensor()

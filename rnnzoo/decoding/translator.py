@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from rnnzoo.data.subword_tokenizer import BOS_ID, EOS_ID, PAD_ID
 from rnnzoo.decoding.beam_search import beam_search
+from rnnzoo.decoding.size_checks import gated
 
 
 class Translator(tf.Module):
@@ -79,23 +80,31 @@ class Translator(tf.Module):
         automatic = tf.minimum(automatic + self.length_offset, self.max_decode_length)
         return tf.where(max_length > 0, max_length, automatic)
 
-    def _check(self, source, beam_width, length_penalty, max_length):
-        for name, values in (("beam_width", beam_width), ("length_penalty", length_penalty),
-                             ("max_length", max_length)):
+    def _checked(self, source, beam_width, length_penalty, max_length):
+        """The three per-sentence arguments, gated by their checks (`rnnzoo.decoding.size_checks`)."""
+        checks = [
             tf.debugging.assert_equal(tf.shape(values)[0], tf.shape(source)[0],
                                       message=f"{name} needs one value per source sentence")
-        tf.debugging.assert_greater_equal(beam_width, 1, message="beam_width must be >= 1")
-        tf.debugging.assert_less_equal(beam_width, self.max_beam_width,
-                                       message=f"beam_width must be <= {self.max_beam_width}")
-        tf.debugging.assert_greater_equal(length_penalty, 0.0,
-                                          message="length_penalty must be >= 0 (0: none) and not NaN")
-        tf.debugging.assert_less_equal(length_penalty, 1e6, message="length_penalty must be finite")
-        tf.debugging.assert_non_negative(max_length, message="max_length must be >= 0 (0: automatic)")
-        tf.debugging.assert_less_equal(max_length, self.max_decode_length,
-                                       message=f"max_length must be <= {self.max_decode_length}")
+            for name, values in (("beam_width", beam_width), ("length_penalty", length_penalty),
+                                 ("max_length", max_length))
+        ]
+        checks += [
+            tf.debugging.assert_greater_equal(beam_width, 1, message="beam_width must be >= 1"),
+            tf.debugging.assert_less_equal(beam_width, self.max_beam_width,
+                                           message=f"beam_width must be <= {self.max_beam_width}, the "
+                                           "export's limit (rnnzoo-export --max_beam_width)"),
+            tf.debugging.assert_greater_equal(length_penalty, 0.0,
+                                              message="length_penalty must be >= 0 (0: none) and not NaN"),
+            tf.debugging.assert_less_equal(length_penalty, 1e6, message="length_penalty must be finite"),
+            tf.debugging.assert_non_negative(max_length, message="max_length must be >= 0 (0: automatic)"),
+            tf.debugging.assert_less_equal(max_length, self.max_decode_length,
+                                           message=f"max_length must be <= {self.max_decode_length}, the "
+                                           "export's limit (rnnzoo-export --max_decode_length)"),
+        ]
+        return gated(checks, beam_width, length_penalty, max_length)
 
     def translate(self, source, beam_width, length_penalty, max_length):
-        self._check(source, beam_width, length_penalty, max_length)
+        beam_width, length_penalty, max_length = self._checked(source, beam_width, length_penalty, max_length)
         pieces = self.tokenizer.encode(source)
         source_ids = pieces.to_tensor(default_value=PAD_ID)
         source_ids = tf.pad(source_ids, [[0, 0], [0, tf.maximum(1 - tf.shape(source_ids)[1], 0)]])

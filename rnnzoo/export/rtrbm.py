@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from rnnzoo.export.warmup import predict_request
+from rnnzoo.decoding.size_checks import gated
 from rnnzoo.export.writer import write_export
 from rnnzoo.zoo.checkpoint import Checkpointer
 from rnnzoo.zoo.rtrbm import RTRBMConfig
@@ -52,8 +53,8 @@ class VideoModel(tf.Module):
             tf.debugging.assert_less_equal(num_frames, self.max_frames, message=f"num_frames must be <= "
                                            f"{self.max_frames}, the export's limit (rnnzoo-export --max_frames)"),
         ]
-        with tf.control_dependencies(checks):
-            longest = tf.reduce_max(tf.concat([num_frames, [0]], axis=0))
+        seed, num_frames, prefix = gated(checks, seed, num_frames, prefix)
+        longest = tf.reduce_max(tf.concat([num_frames, [0]], axis=0))
         frames = self.rbm.generate(longest, prefix=prefix, gibbs_steps=self.gibbs_steps, seed=seed)
         keep = tf.sequence_mask(num_frames, longest, dtype=frames.dtype)[..., None]
         return {"frames": frames * keep}
