@@ -179,7 +179,7 @@ REFUSE_HUGE_SIZES = textwrap.dedent(
             call(beam_width, max_length)
             error = None
         except tf.errors.InvalidArgumentError as refused:
-            error = refused.message.splitlines()[0]
+            error = refused.message
         refusals.append({"seconds": time.monotonic() - start, "grown_mb": (kilobytes("VmHWM") - before) / 1024,
                          "error": error})
     print(json.dumps({"version": tf.__version__, "refusals": refusals}))

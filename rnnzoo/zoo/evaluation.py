@@ -105,7 +105,8 @@ def task_metrics(task):
 
 
 def evaluate(model, built):
-    """The test loss (without regularisation penalties), every metric of `built` and success.
+    """The test loss (the mean over the weighted positions, without regularisation penalties),
+    every metric of `built` and success.
 
     Args:
         model: the model to evaluate.
@@ -124,12 +125,16 @@ def evaluate(model, built):
             ys.append(np.asarray(y))
             weights.append(None if weight is None else np.asarray(weight))
             predictions.append(np.asarray(model(x, training=False)))
-        # Inside a tf.distribute scope Keras divides every loss by the replicas in sync
-        # (its per-replica scaling, keras/src/losses/loss.py); the test loss is the plain mean.
+        # The mean over the weighted positions (`rnnzoo.zoo.position_weights`): Keras's reduction
+        # divides a batch's sum(w * l) by its positions, and, inside a tf.distribute scope, by the
+        # replicas in sync (keras/src/losses/loss.py); both are undone here.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        losses = [float(built.loss(y, p, sample_weight=w)) * replicas * len(y)
-                  for y, p, w in zip(ys, predictions, weights)]
-        values["test_loss"] = finite_or_none(sum(losses) / sum(len(y) for y in ys))
+        total, weight_total = 0.0, 0.0
+        for y, p, w in zip(ys, predictions, weights):
+            positions = len(y) if w is None else w.size
+            total += float(built.loss(y, p, sample_weight=w)) * replicas * positions
+            weight_total += positions if w is None else float(w.sum())
+        values["test_loss"] = finite_or_none(total / weight_total) if weight_total else None
         y_true, y_pred = np.concatenate(ys), np.concatenate(predictions)
         for metric in built.metrics:
             if metric.compute is not None:

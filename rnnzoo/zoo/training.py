@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from rnnzoo.zoo import distribution, evaluation, registry
 from rnnzoo.zoo.checkpoint import Checkpointer
+from rnnzoo.zoo.position_weights import per_position_mean
 from rnnzoo.zoo.optimizer_factory import (
     DEFAULT_CLIP_NORM,
     DEFAULT_LEARNING_RATE,
@@ -475,7 +476,7 @@ def _train(config, callbacks, model_options, checkpointer, state, strategy, star
         run.checkpoint()  # step 0: a good checkpoint to fall back on from the first step
     if built.description and config.verbose:
         print(built.description, flush=True)
-    dataset = built.train_dataset
+    dataset = per_position_mean(built.train_dataset, model)
     if run.step:
         dataset = dataset.skip(run.step)
     if distribution.is_distributed(strategy):
