@@ -8,7 +8,8 @@ family's exporter (`rnnzoo.export.export_run`): char LMs get `generate` (= `serv
 `score` (docs/char_lm.md), seq2seq runs `translate`, arm controllers `control_step` and
 `control_sequence`, RTRBM/TRBM runs `next_frame` and `generate_frames`, pathological-problem,
 sequence-classifier and autoencoder runs the `predict` contract as `serving_default` (the Keras
-model's inputs -> outputs). `--max_generate`, `--max_frames`, `--max_beam_width` and
+model's inputs -> outputs). It exports the run's best checkpoint (`best_model.keras`; runs without
+one: the last), or with `--checkpoint=last` its last one. `--max_generate`, `--max_frames`, `--max_beam_width` and
 `--max_decode_length` set the caps of the size arguments (docs/serving.md, "Size caps"). Writes `<export_base>/<version>/` with warmup records once the serving-parity and
 signature-contract checks pass, and prints that directory. `--check_only=DIR` runs the
 serving-parity check on an existing SavedModel instead.
@@ -41,6 +42,8 @@ _SIZE_CAPS = (
     ),
 )
 """The exporters' size caps: a request above one is INVALID_ARGUMENT before anything is allocated."""
+_CHECKPOINT = flags.DEFINE_enum("checkpoint", "best", ["best", "last"],
+                                "Which checkpoint of the run to export: its best evaluation or its last step.")
 _CHECK_ONLY = flags.DEFINE_string("check_only", None, "Only run the serving-parity check on this SavedModel directory.")
 
 
@@ -57,7 +60,8 @@ def main(argv):
         if not _MODEL_DIR.value or not _EXPORT_BASE.value:
             raise app.UsageError("pass --model_dir=<trained model> and --export_base=<serving base path>")
         options = {cap.name: cap.value for cap in _SIZE_CAPS if cap.value is not None}
-        print(export_run(_MODEL_DIR.value, _EXPORT_BASE.value, _VERSION.value, **options))
+        print(export_run(_MODEL_DIR.value, _EXPORT_BASE.value, _VERSION.value, checkpoint=_CHECKPOINT.value,
+                         **options))
     except (ServingParityError, ValueError) as error:
         print(f"rnnzoo-export: {error}", file=sys.stderr)
         return 1

@@ -12,7 +12,10 @@ checkpoint; a larger `--train_steps` continues. `--flagfile` works.
 A run whose training loss (or test loss, or a weight) becomes NaN or infinite
 stops there: metrics.json says `"diverged": true` and `"success": false`, the
 last good checkpoint is kept, one line on stderr says where it diverged, and
-the exit status is 1.
+the exit status is 1. A run that gets clearly and persistently worse than its
+best (`--degraded_patience`, `--degraded_tolerance`) stops as `"degraded": true`
+with its `peak_step`, and the last line on stderr says so; `best_model.keras`
+(what `rnnzoo-export` exports) holds the model of its best evaluation.
 """
 
 import ast
@@ -79,6 +82,11 @@ flags.DEFINE_string("model_dir", None, "Checkpoint/metrics/TensorBoard directory
 flags.DEFINE_bool("early_stop", _DEFAULTS.early_stop, "Stop once the success criterion holds.")
 flags.DEFINE_list("gradient_steps", [], "Steps at which to record per-time-step gradients.")
 flags.DEFINE_float("max_seconds", _DEFAULTS.max_seconds, "Wall-clock budget of this run (0: none).")
+flags.DEFINE_integer("degraded_patience", _DEFAULTS.degraded_patience,
+                     "Evaluations (and x100 steps of the smoothed training loss) in a row worse than the best "
+                     "by more than --degraded_tolerance that stop the run as degraded (0: never).")
+flags.DEFINE_float("degraded_tolerance", _DEFAULTS.degraded_tolerance,
+                   "Relative margin of the degradation rule (0.1: 10% worse than the best).")
 flags.DEFINE_integer("verbose", _DEFAULTS.verbose, "1: progress bar, 2: a line per round, 0: quiet.")
 flags.DEFINE_bool("jit_compile", _DEFAULTS.jit_compile, "Compile training steps with XLA "
                   "(Hessian-free included); unset: Keras's 'auto' (on with a GPU only).")
@@ -184,7 +192,8 @@ def config_from_flags():
             eval_every=FLAGS.eval_every, test_size=FLAGS.test_size, clip_norm=FLAGS.clip_norm,
             seed=FLAGS.seed, model_dir=FLAGS.model_dir, early_stop=FLAGS.early_stop,
             gradient_steps=tuple(int(v) for v in FLAGS.gradient_steps),
-            max_seconds=FLAGS.max_seconds, verbose=FLAGS.verbose,
+            max_seconds=FLAGS.max_seconds, degraded_patience=FLAGS.degraded_patience,
+            degraded_tolerance=FLAGS.degraded_tolerance, verbose=FLAGS.verbose,
             jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision,
             distribution_strategy=FLAGS.distribution_strategy, devices=tuple(FLAGS.devices),
         )
@@ -211,7 +220,7 @@ def main(argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments {argv[1:]}; all options are --flags.")
     config, options = config_from_flags()
-    from rnnzoo.zoo.training import divergence_message, train
+    from rnnzoo.zoo.training import degradation_message, divergence_message, train
 
     try:
         if FLAGS.logical_cpu_devices:
@@ -225,6 +234,9 @@ def main(argv):
     if diverged:
         print(f"rnnzoo-train: {diverged}", file=sys.stderr)
         sys.exit(1)
+    degraded = degradation_message(metrics)
+    if degraded:
+        print(f"rnnzoo-train: {degraded}", file=sys.stderr)
 
 
 def run():

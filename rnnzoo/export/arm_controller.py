@@ -31,7 +31,7 @@ from rnnzoo.export.warmup import predict_request
 from rnnzoo.export.writer import write_export
 from rnnzoo.zoo import registry
 from rnnzoo.zoo.arm_controller import closed_loop_layer
-from rnnzoo.zoo.checkpoint import MODEL_FILE
+from rnnzoo.zoo.checkpoint import MODEL_FILE, model_file
 
 WARMUP_STATE = [0.785, 1.571, 0.0, 0.0]
 """A resting arm (shoulder 45 deg, elbow 90 deg), the warmup requests' observation."""
@@ -102,9 +102,9 @@ def export_controller(model, export_base, version=None):
                         warmup_requests=warmup_requests(layer))
 
 
-def export_model_dir(model_dir, export_base, version=None):
-    """Exports the arm-controller run in `model_dir` (`model.keras`, rnnzoo-train's checkpoint)."""
-    path = os.path.join(model_dir, MODEL_FILE)
+def export_model_dir(model_dir, export_base, version=None, checkpoint="best"):
+    """Exports the arm-controller run in `model_dir` (its `checkpoint`, best or last, of rnnzoo-train)."""
+    path = model_file(model_dir, checkpoint)
     if not os.path.exists(path):
         raise ValueError(
             f"{model_dir!r} holds no {MODEL_FILE}; let rnnzoo-train --model_dir={model_dir} reach "

@@ -75,7 +75,7 @@ def export_char_lm(model, vocabulary, export_base, version=None, max_generate=40
                         warmup_requests=warmup_requests())
 
 
-def export_model_dir(model_dir, export_base, version=None, max_generate=4096):
-    """Exports the char LM trained in `model_dir` (`model.keras` + `vocabulary.json`)."""
-    model, vocabulary, _ = load_trained(model_dir)
+def export_model_dir(model_dir, export_base, version=None, max_generate=4096, checkpoint="best"):
+    """Exports the char LM trained in `model_dir` (its `checkpoint`, best or last, + `vocabulary.json`)."""
+    model, vocabulary, _ = load_trained(model_dir, checkpoint)
     return export_char_lm(model, vocabulary, export_base, version, max_generate)

@@ -20,7 +20,7 @@ import tensorflow as tf
 from rnnzoo.export.warmup import predict_request
 from rnnzoo.export.writer import DEFAULT_SIGNATURE, write_export
 from rnnzoo.zoo import registry
-from rnnzoo.zoo.checkpoint import MODEL_FILE
+from rnnzoo.zoo.checkpoint import MODEL_FILE, model_file
 
 WARMUP_ROWS = 2
 
@@ -69,9 +69,9 @@ def export_keras_model(model, export_base, version=None):
                         warmup_requests=warmup_requests(model))
 
 
-def export_run(model_dir, export_base, version=None):
-    """Exports the Keras model of a training run (`<model_dir>/model.keras`, rnnzoo-train's checkpoint)."""
-    path = os.path.join(model_dir, MODEL_FILE)
+def export_run(model_dir, export_base, version=None, checkpoint="best"):
+    """Exports the Keras model of a training run (its `checkpoint`, best or last, of rnnzoo-train)."""
+    path = model_file(model_dir, checkpoint)
     if not os.path.exists(path):
         raise ValueError(
             f"{model_dir!r} holds no {MODEL_FILE}; let rnnzoo-train --model_dir={model_dir} reach its first "

@@ -24,7 +24,7 @@ import tensorflow as tf
 from rnnzoo.export.warmup import predict_request
 from rnnzoo.decoding.size_checks import gated
 from rnnzoo.export.writer import write_export
-from rnnzoo.zoo.checkpoint import Checkpointer
+from rnnzoo.zoo.checkpoint import Checkpointer, model_file
 from rnnzoo.zoo.rtrbm import RTRBMConfig
 
 
@@ -105,11 +105,12 @@ def export_video_model(rbm, export_base, version=None, gibbs_steps=25, expectati
                         warmup_requests=warmup_requests(rbm.visible_units))
 
 
-def export_model_dir(model_dir, export_base, version=None, max_frames=1000):
-    """Exports the (R)TRBM trained in `model_dir` with its run's prediction settings."""
+def export_model_dir(model_dir, export_base, version=None, max_frames=1000, checkpoint="best"):
+    """Exports the (R)TRBM trained in `model_dir` (its `checkpoint`, best or last) with its run's
+    prediction settings."""
     checkpointer = Checkpointer(model_dir)
     state = checkpointer.state()
     config = RTRBMConfig(**state["extra"]["model_config"])
-    model = keras.saving.load_model(checkpointer.model_path, compile=False)  # no optimizer needed
+    model = keras.saving.load_model(model_file(model_dir, checkpoint), compile=False)  # no optimizer needed
     return export_video_model(model.rbm, export_base, version, config.prediction_gibbs_steps,
                               config.prediction_expectation, config.prediction_chains, max_frames)

@@ -37,6 +37,7 @@ from rnnzoo.initializers import Sparse
 from rnnzoo.layers import MRNN
 from rnnzoo.model import Model
 from rnnzoo.zoo import evaluation, registry
+from rnnzoo.zoo.checkpoint import MODEL_FILE, model_file
 from rnnzoo.zoo.text_evaluation import (
     DEFAULT_SEQ_LEN,
     bits_per_char,
@@ -159,16 +160,18 @@ def save_run_files(model_dir, vocabulary, model_name, config, seq_len):
         json.dump({"model": model_name, "seq_len": seq_len, **dataclasses.asdict(config)}, f, indent=2)
 
 
-def load_trained(model_dir):
-    """`(keras model, Vocabulary, run dict)` of a trained char LM in `model_dir`."""
-    paths = {name: os.path.join(model_dir, name) for name in ("model.keras", VOCABULARY_FILE, CONFIG_FILE)}
+def load_trained(model_dir, checkpoint="best"):
+    """`(keras model, Vocabulary, run dict)` of a trained char LM in `model_dir`; `checkpoint`: `"best"`
+    or `"last"` (`rnnzoo.zoo.checkpoint.model_file`)."""
+    paths = {name: os.path.join(model_dir, name) for name in (VOCABULARY_FILE, CONFIG_FILE)}
+    paths[MODEL_FILE] = model_file(model_dir, checkpoint)
     missing = [name for name, path in paths.items() if not os.path.exists(path)]
     if missing:
         raise ValueError(
             f"{model_dir!r} is not a trained char LM: {', '.join(missing)} missing. Train one with "
             "`rnnzoo-train --model=char_mrnn --model_dir=DIR`."
         )
-    model = keras.saving.load_model(paths["model.keras"], compile=False)
+    model = keras.saving.load_model(paths[MODEL_FILE], compile=False)
     with open(paths[CONFIG_FILE]) as f:
         run = json.load(f)
     return model, Vocabulary.load(paths[VOCABULARY_FILE]), run

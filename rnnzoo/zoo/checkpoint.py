@@ -2,8 +2,12 @@
 
 A run's directory holds:
 
-- `model.keras`: the model with its optimizer state (Keras format);
-- `checkpoint.json`: the step, the run's configuration and training state;
+- `model.keras`: the last checkpoint, the model with its optimizer state (Keras format), from
+  which a re-run resumes;
+- `best_model.keras`: the best checkpoint by the family's primary metric (its direction
+  decides; `rnnzoo.zoo.evaluation.primary_metric`), which `rnnzoo-export` exports;
+- `checkpoint.json`: the step, the run's configuration and training state (`best`: the best
+  checkpoint's step and metrics);
 - `metrics.json`: the latest test metrics and their history.
 
 Every file is written to a temporary name in the same directory and then
@@ -13,11 +17,15 @@ run leaves the previous checkpoint intact.
 
 import json
 import os
+import shutil
 import tempfile
 
 import keras
 
 MODEL_FILE = "model.keras"
+BEST_MODEL_FILE = "best_model.keras"
+CHECKPOINTS = ("best", "last")
+"""What `model_file` (and `rnnzoo-export --checkpoint`) can name."""
 STATE_FILE = "checkpoint.json"
 METRICS_FILE = "metrics.json"
 
@@ -39,6 +47,38 @@ def write_json_atomically(path, payload):
         raise
 
 
+def model_file(model_dir, checkpoint="best"):
+    """The Keras file of a run's `checkpoint`: `"best"` (runs written before best checkpoints existed
+    have only the last, which is then their best) or `"last"`.
+
+    Raises:
+        ValueError: an unknown `checkpoint`.
+    """
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"checkpoint={checkpoint!r} is none of {', '.join(CHECKPOINTS)}; pass best (the default) "
+                         "or last.")
+    best = os.path.join(model_dir, BEST_MODEL_FILE)
+    if checkpoint == "best" and os.path.exists(best):
+        return best
+    return os.path.join(model_dir, MODEL_FILE)
+
+
+def _write_atomically(write, path):
+    """`write(tmp)` into a temporary file beside `path`, then renames it over `path`."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".keras")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def read_json(path):
     with open(path) as f:
         return json.load(f)
@@ -52,6 +92,7 @@ class Checkpointer:
             raise ValueError("model_dir is empty; pass a directory, e.g. --model_dir=/tmp/run1.")
         self.model_dir = model_dir
         self.model_path = os.path.join(model_dir, MODEL_FILE)
+        self.best_model_path = os.path.join(model_dir, BEST_MODEL_FILE)
         self.state_path = os.path.join(model_dir, STATE_FILE)
         self.metrics_path = os.path.join(model_dir, METRICS_FILE)
 
@@ -65,19 +106,12 @@ class Checkpointer:
     def metrics(self):
         return read_json(self.metrics_path) if os.path.exists(self.metrics_path) else None
 
-    def save(self, model, state):
-        """Saves the model (with optimizer state) then the state, each atomically."""
-        os.makedirs(self.model_dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.model_dir, prefix=".tmp-", suffix=".keras")
-        os.close(fd)
-        try:
-            model.save(tmp)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.model_path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+    def save(self, model, state, best=False):
+        """Saves the model (with optimizer state), also as the best checkpoint when `best`, then the
+        state, each atomically."""
+        _write_atomically(model.save, self.model_path)
+        if best:
+            _write_atomically(lambda tmp: shutil.copyfile(self.model_path, tmp), self.best_model_path)
         write_json_atomically(self.state_path, state)
 
     def save_metrics(self, metrics):

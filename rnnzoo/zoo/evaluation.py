@@ -154,3 +154,28 @@ def evaluate(model, built):
 def directions(built):
     """`{metric name: "lower" | "higher"}` of a family's metrics (for metrics.json and reports)."""
     return {metric.name: metric.direction for metric in built.metrics}
+
+
+def primary_metric(built):
+    """`(name, direction)` of the family's primary metric: its first (headline) metric, or the test
+    loss (lower is better) for a family without metrics."""
+    return (built.metrics[0].name, built.metrics[0].direction) if built.metrics else ("test_loss", LOWER)
+
+
+def oriented(value, direction):
+    """`value` as a lower-is-better number (`None` and non-finite values: +inf, never best)."""
+    if value is None or not math.isfinite(value):
+        return math.inf
+    return value if direction == LOWER else -value
+
+
+def improves(values, best, metric):
+    """Whether the evaluation `values` is better than `best` (an earlier evaluation, or `None`) on
+    `metric` = `(name, direction)`; an equal metric is decided by the lower test loss."""
+    if best is None:
+        return True
+    name, direction = metric
+    new, old = oriented(values.get(name), direction), oriented(best.get(name), direction)
+    if new != old:
+        return new < old
+    return oriented(values.get("test_loss"), LOWER) < oriented(best.get("test_loss"), LOWER)

@@ -20,6 +20,15 @@ non-finite: training stops at that step, the last good checkpoint stays as it
 is, and `metrics.json` says `"diverged": true` with the step and
 `"success": false`. Re-running the same `model_dir` resumes from the last good
 checkpoint (e.g. with a lower `--learning_rate`).
+
+Every evaluation that improves the family's primary metric
+(`rnnzoo.zoo.evaluation.primary_metric`, its direction decides) is also kept as
+the best checkpoint (`best_model.keras`, which `rnnzoo-export` exports);
+`metrics.json` records `best_step` and `best` (its metrics). A run whose
+held-out metric or training loss gets clearly and persistently worse than its
+best (`rnnzoo.zoo.degradation`) stops as `"degraded": true` with its
+`peak_step`; the best checkpoint holds the model of its peak, and a re-run
+resumes from the last checkpoint.
 """
 
 import dataclasses
@@ -34,7 +43,8 @@ import numpy as np
 import tensorflow as tf
 
 from rnnzoo.zoo import distribution, evaluation, registry
-from rnnzoo.zoo.checkpoint import Checkpointer
+from rnnzoo.zoo.checkpoint import Checkpointer, model_file
+from rnnzoo.zoo.degradation import TrainLossMonitor, heldout_degradation
 from rnnzoo.zoo.position_weights import per_position_mean
 from rnnzoo.zoo.optimizer_factory import (
     DEFAULT_CLIP_NORM,
@@ -94,6 +104,11 @@ class TrainConfig:
             from the start of `train` (model building and layer-wise
             pretraining included); the run stops after the step that exceeds
             it (and can be resumed).
+        degraded_patience: evaluations (and x 100 steps of the smoothed
+            training loss) in a row worse than the best by more than
+            `degraded_tolerance` that stop the run as degraded
+            (`rnnzoo.zoo.degradation`); 0: never.
+        degraded_tolerance: relative margin of the degradation rule.
         verbose: Keras progress bar (1), one line per round (2) or silent (0).
         jit_compile: compile each training step with XLA (`True`/`False`);
             `None`: Keras's `"auto"` (on only with a GPU). Hessian-free
@@ -141,6 +156,8 @@ class TrainConfig:
     early_stop: bool = True
     gradient_steps: tuple = ()
     max_seconds: float = 0.0
+    degraded_patience: int = 3
+    degraded_tolerance: float = 0.1
     verbose: int = 1
     jit_compile: bool | None = None
     mixed_precision: bool = False
@@ -194,6 +211,13 @@ def check_config(config):
     check_optimizer_settings(config)
     for name in ("batch_size", "train_steps", "eval_every"):
         _positive_int(name, getattr(config, name))
+    if isinstance(config.degraded_patience, bool) or not isinstance(config.degraded_patience, (int, np.integer)) \
+            or config.degraded_patience < 0:
+        raise ValueError(f"degraded_patience must be an integer >= 0 (0: never stop as degraded), got "
+                         f"{config.degraded_patience!r}.")
+    if not config.degraded_tolerance > 0:
+        raise ValueError(f"degraded_tolerance must be > 0 (e.g. 0.1: 10% worse than the best), got "
+                         f"{config.degraded_tolerance!r}.")
     if not config.model_dir:
         raise ValueError("model_dir is empty; pass a directory, e.g. --model_dir=/tmp/run1.")
     if config.distribution_strategy not in distribution.STRATEGIES:
@@ -220,6 +244,9 @@ class _RoundEnd(keras.callbacks.Callback):
         super().__init__()
         self.run = run
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.round_mean = 0.0
+
     def on_train_batch_begin(self, batch, logs=None):
         self.step_started = time.monotonic()
 
@@ -232,13 +259,20 @@ class _RoundEnd(keras.callbacks.Callback):
         run.last_train_loss = None if loss is None else float(loss)
         if run.last_train_loss is not None and not math.isfinite(run.last_train_loss):
             run.diverge(f"training loss {run.last_train_loss}")
+        elif run.last_train_loss is not None:
+            # Keras logs the round's running mean; this step's own loss follows from two of them.
+            step_loss = (batch + 1) * run.last_train_loss - batch * self.round_mean
+            self.round_mean = run.last_train_loss
+            found = run.train_loss_monitor.update(run.step, step_loss)
+            if found is not None:
+                run.degradation = found
         out_of_time = (run.config.max_seconds
                        and time.monotonic() - run.start > run.config.max_seconds)
-        if run.diverged or run.step >= run.config.train_steps or out_of_time:
+        if run.diverged or run.degradation or run.step >= run.config.train_steps or out_of_time:
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.run.diverged or self.run.finish_round():
+        if self.run.diverged or self.run.finish_round() or self.run.degradation:
             self.model.stop_training = True
 
 
@@ -257,6 +291,10 @@ class _Run:
         self.train_seconds = state.get("train_seconds", 0.0)
         self.previous_seconds = state.get("wall_time_s", 0.0)
         self.history = state.get("history", [])
+        self.first_evaluation = len(self.history)  # the degradation rule judges evaluations from here
+        self.best = state.get("best")
+        self.degradation = None
+        self.train_loss_monitor = TrainLossMonitor(config.degraded_patience, config.degraded_tolerance)
         self.extra = state.get("extra", {})
         self.start = start
         self.last_train_loss = None
@@ -276,35 +314,41 @@ class _Run:
             "train_steps": self.config.train_steps,
             "metric_directions": evaluation.directions(self.built),
             "success_criterion": None if self.built.success is None else self.built.success.as_dict(),
+            "best_step": None if self.best is None else self.best["step"],
+            "best": self.best,
+            "degraded": False,
+            **({} if self.degradation is None else self.degradation.as_metrics()),
             "history": self.history,
             **self.extra,
         }
 
-    def checkpoint(self):
-        """Saves the model and the run state (atomically); the last good checkpoint from now on.
+    def checkpoint(self, best=False):
+        """Saves the model and the run state (atomically); the last good checkpoint from now on,
+        and the best one too when `best`.
 
         A worker other than the chief saves into a directory it then deletes: saving
         reads distributed variables, which every worker of a multi-worker strategy does
         together."""
         self.good_step = self.step
         if self.chief:
-            self._save(self.checkpointer)
+            self._save(self.checkpointer, best)
             return
         scratch = tempfile.mkdtemp(prefix="rnnzoo-worker-checkpoint-")
         try:
-            self._save(Checkpointer(scratch))
+            self._save(Checkpointer(scratch), best)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _save(self, checkpointer):
+    def _save(self, checkpointer, best):
         checkpointer.save(self.model, {
             "step": self.step,
+            "best": self.best,
             "wall_time_s": round(self.wall_time(), 3),
             "train_seconds": round(self.train_seconds, 3),
             "history": self.history,
             "extra": self.extra,
             "config": dataclasses.asdict(self.config),
-        })
+        }, best=best)
 
     def diverge(self, what):
         """Records a divergence at the current step; the last good checkpoint is left as it is."""
@@ -342,18 +386,27 @@ class _Run:
             **result,
         }
         self.history.append(entry)
+        improved = evaluation.improves(entry, self.best, evaluation.primary_metric(self.built))
+        if improved:
+            self.best = {key: value for key, value in entry.items() if key not in ("train_seconds",)}
+        if self.degradation is None:
+            self.degradation = heldout_degradation(self.history, self.first_evaluation,
+                                                   evaluation.primary_metric(self.built),
+                                                   self.config.degraded_patience, self.config.degraded_tolerance)
         with self.writer.as_default(step=self.step):
             for key, value in entry.items():
                 if key not in ("step", "wall_time_s", "train_seconds", "success") and value is not None:
                     tf.summary.scalar(key, value)
         self.writer.flush()
         self.metrics = {**entry, "diverged": False, **self.describe()}
-        self.checkpoint()
+        self.checkpoint(best=improved)
         if self.chief:
             self.checkpointer.save_metrics(self.metrics)
         if self.config.verbose == 2:
             shown = ", ".join(f"{k}={_format(v)}" for k, v in result.items())
             print(f"step {self.step}: {shown}", flush=True)
+        if self.degradation is not None and self.config.verbose:
+            print(degradation_message(self.metrics), flush=True)
         return self.config.early_stop and entry["success"]
 
 
@@ -415,6 +468,17 @@ def divergence_message(metrics):
     )
 
 
+def degradation_message(metrics):
+    """One line saying that and how a degraded run degraded and what is kept, or `None`."""
+    if not metrics or not metrics.get("degraded"):
+        return None
+    return (
+        f"degraded: {metrics['degradation']}; stopped at step {metrics['step']}. The best checkpoint (step "
+        f"{metrics['best_step']}) is what rnnzoo-export exports; a re-run resumes from the last one: lower "
+        "--learning_rate or set --clip_norm"
+    )
+
+
 def train(config, callbacks=(), **model_options):
     """Trains (or resumes) the run of `config`; returns the final metrics dict.
 
@@ -431,7 +495,9 @@ def train(config, callbacks=(), **model_options):
         `test_loss`, `success`, `diverged`, the family's named metrics, their
         `metric_directions`, the `success_criterion`, `history` and the run
         description (a diverged run: also `diverged_at_step`, `divergence`
-        and `last_good_step`).
+        and `last_good_step`), `best_step` and `best` (the best checkpoint's
+        evaluation) and `degraded` (a degraded run: also `peak_step`,
+        `degraded_at_step` and `degradation`).
     """
     start = time.monotonic()
     check_config(config)
@@ -514,13 +580,15 @@ def _train(config, callbacks, model_options, checkpointer, state, strategy, star
     return run.metrics
 
 
-def evaluate_checkpoint(model_dir, task=None, seq_len=None, test_size=None, seed=None):
-    """Evaluates the checkpoint in `model_dir` on a task's test set.
+def evaluate_checkpoint(model_dir, task=None, seq_len=None, test_size=None, seed=None, checkpoint="best"):
+    """Evaluates a checkpoint of the run in `model_dir` on a task's test set.
 
     Args:
         model_dir: a directory written by `train`.
         task, seq_len, test_size, seed: override the run's own (e.g. to test a
             model trained at T=100 on T=200); `None` keeps the run's.
+        checkpoint: `"best"` (the run's best evaluation; a run without one: its last step) or
+            `"last"`.
 
     Returns:
         A dict with `test_loss`, the family's metrics, `success`, the step of
@@ -544,7 +612,7 @@ def evaluate_checkpoint(model_dir, task=None, seq_len=None, test_size=None, seed
         config = dataclasses.replace(config, task=None)  # older runs recorded a default task
     _, built = build_run(config, **state.get("extra", {}).get("model_config", {}))
     config = resolve_config(config)
-    model = checkpointer.load_model()
+    model = keras.saving.load_model(model_file(model_dir, checkpoint), compile=True)
     if model.input_shape != built.model.input_shape:
         raise ValueError(
             f"The model in {model_dir!r} takes inputs of shape {model.input_shape} (trained "
@@ -555,7 +623,8 @@ def evaluate_checkpoint(model_dir, task=None, seq_len=None, test_size=None, seed
     return {
         **evaluation.evaluate(model, built),
         "metric_directions": evaluation.directions(built),
-        "step": state["step"],
+        "step": state["step"] if checkpoint == "last" or not state.get("best") else state["best"]["step"],
+        "checkpoint": checkpoint,
         "model": config.model,
         "task": config.task,
         "task_options": config.task_options,

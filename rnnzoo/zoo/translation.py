@@ -40,6 +40,7 @@ from rnnzoo.decoding.translator import Translator
 from rnnzoo.layers import MRNN, ResRNN, ReversePadded
 from rnnzoo.model import Model
 from rnnzoo.zoo import evaluation, registry
+from rnnzoo.zoo.checkpoint import MODEL_FILE, model_file
 from rnnzoo.zoo.translation_meteor import meteor, wordnet_reader
 from rnnzoo.zoo.translation_scores import score_translations
 
@@ -247,14 +248,15 @@ def load_tokenizer(model_dir):
         return SubwordTokenizer(f.read())
 
 
-def load_trained(model_dir):
-    """`(keras model, SubwordTokenizer, Seq2SeqConfig)` of the run in `model_dir`."""
-    needed = ("model.keras", TOKENIZER_FILE, CONFIG_FILE)
+def load_trained(model_dir, checkpoint="best"):
+    """`(keras model, SubwordTokenizer, Seq2SeqConfig)` of the run in `model_dir`; `checkpoint`: `"best"`
+    or `"last"` (`rnnzoo.zoo.checkpoint.model_file`)."""
+    needed = (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE)
     missing = [name for name in needed if not os.path.exists(os.path.join(model_dir, name))]
     if missing:
         raise ValueError(f"{model_dir!r} is not a trained seq2seq run: {', '.join(missing)} missing. Train one "
                          "with `rnnzoo-train --model=seq2seq --model_dir=DIR`.")
-    model = keras.saving.load_model(os.path.join(model_dir, "model.keras"), compile=False)
+    model = keras.saving.load_model(model_file(model_dir, checkpoint), compile=False)
     with open(os.path.join(model_dir, CONFIG_FILE)) as f:
         run = json.load(f)
     fields = {f.name for f in dataclasses.fields(Seq2SeqConfig)}
