@@ -24,4 +24,7 @@ def test_demo_trains_exports_serves_and_scores(tmp_path):
     assert bits == pytest.approx(result["bits_per_char"], rel=1e-5)
     printed = out.getvalue()
     assert "held-out" in printed and "bits/char" in printed and result["sample"] in printed
+    assert f"served the best checkpoint (step {result['best_step']} of {result['steps']})" in printed
+    best = min(result["history"], key=lambda entry: entry["bits_per_char"])
+    assert result["heldout_bits_per_char"] == best["bits_per_char"]
     assert os.path.exists(os.path.join(result["export_dir"], "assets.extra", "tf_serving_warmup_requests"))

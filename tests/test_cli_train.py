@@ -58,7 +58,7 @@ def test_train_writes_metrics_and_flagfile_run_resumes(tmp_path, parse_flags, ca
 
     # rnnzoo-evaluate, as a separate process, reproduces the last evaluation.
     output = tmp_path / "eval.json"
-    evaluated = _run("rnnzoo.cli.evaluate", f"--model_dir={model_dir}", f"--output={output}")
+    evaluated = _run("rnnzoo.cli.evaluate", f"--model_dir={model_dir}", f"--output={output}", "--checkpoint=last")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     result = json.loads(output.read_text())
     assert result == json.loads(evaluated.stdout.strip().splitlines()[-1])

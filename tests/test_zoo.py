@@ -97,9 +97,12 @@ def test_train_writes_metrics_and_resumes_where_it_stopped(tmp_path):
     assert os.listdir(os.path.join(model_dir, "tensorboard"))
     assert not [n for n in os.listdir(model_dir) if n.startswith(".tmp")]
 
-    evaluated = evaluate_checkpoint(model_dir)
+    evaluated = evaluate_checkpoint(model_dir, checkpoint="last")
     assert evaluated["test_loss"] == pytest.approx(saved["test_loss"], rel=1e-5)
     assert evaluated["test_error_rate"] == saved["test_error_rate"]
+    best = evaluate_checkpoint(model_dir)  # the best checkpoint, what rnnzoo-export exports
+    assert best["step"] == saved["best_step"] and best["test_loss"] == pytest.approx(saved["best"]["test_loss"],
+                                                                                     rel=1e-5)
     with pytest.raises(ValueError, match=r"inputs of shape \(None, 12, 2\).*seq_len=24 gives"):
         evaluate_checkpoint(model_dir, seq_len=24)
 

@@ -74,6 +74,8 @@ flags.DEFINE_integer("seq_len", None, "Problem length T.")
 flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Training sequences per step.")
 flags.DEFINE_integer("train_steps", _DEFAULTS.train_steps, "Total optimizer steps.")
 flags.DEFINE_integer("eval_every", _DEFAULTS.eval_every, "Steps between evaluations/checkpoints.")
+flags.DEFINE_float("eval_seconds", _DEFAULTS.eval_seconds, "Also evaluate/checkpoint after this many seconds "
+                   "since the last evaluation (0: by steps only).")
 flags.DEFINE_integer("test_size", _DEFAULTS.test_size, "Test examples (0: task default).")
 flags.DEFINE_float("clip_norm", None, "Gradient-norm clipping, 0: none (default: the model's "
                    "recipe: 0.1 for irnn/resrnn/vlirnn as longer-rnns §6, 1.0 for char_*; else none).")
@@ -189,7 +191,7 @@ def config_from_flags():
             hf_cg_warm_start=FLAGS.hf_cg_warm_start,
             hf_evaluation_batch=FLAGS.hf_evaluation_batch,
             seq_len=FLAGS.seq_len, batch_size=FLAGS.batch_size, train_steps=FLAGS.train_steps,
-            eval_every=FLAGS.eval_every, test_size=FLAGS.test_size, clip_norm=FLAGS.clip_norm,
+            eval_every=FLAGS.eval_every, eval_seconds=FLAGS.eval_seconds, test_size=FLAGS.test_size, clip_norm=FLAGS.clip_norm,
             seed=FLAGS.seed, model_dir=FLAGS.model_dir, early_stop=FLAGS.early_stop,
             gradient_steps=tuple(int(v) for v in FLAGS.gradient_steps),
             max_seconds=FLAGS.max_seconds, degraded_patience=FLAGS.degraded_patience,

@@ -163,8 +163,8 @@ def save_run_files(model_dir, vocabulary, model_name, config, seq_len):
 def load_trained(model_dir, checkpoint="best"):
     """`(keras model, Vocabulary, run dict)` of a trained char LM in `model_dir`; `checkpoint`: `"best"`
     or `"last"` (`rnnzoo.zoo.checkpoint.model_file`)."""
-    paths = {name: os.path.join(model_dir, name) for name in (VOCABULARY_FILE, CONFIG_FILE)}
-    paths[MODEL_FILE] = model_file(model_dir, checkpoint)
+    paths = {MODEL_FILE: model_file(model_dir, checkpoint),
+             **{name: os.path.join(model_dir, name) for name in (VOCABULARY_FILE, CONFIG_FILE)}}
     missing = [name for name, path in paths.items() if not os.path.exists(path)]
     if missing:
         raise ValueError(

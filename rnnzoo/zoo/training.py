@@ -91,6 +91,9 @@ class TrainConfig:
         batch_size: training sequences per step.
         train_steps: total optimizer steps of the run (across resumptions).
         eval_every: steps between test evaluations and checkpoints.
+        eval_seconds: also evaluate and checkpoint once this many seconds of
+            wall time have passed since the last evaluation (0: by steps only),
+            e.g. for a run bounded by `max_seconds` on machines of unknown speed.
         test_size: test examples (0: the task's default).
         clip_norm: gradient-norm clipping threshold (0: none); `None`: the
             model's recipe (0.1 for `irnn`, `resrnn`, `vlirnn` as longer-rnns
@@ -149,6 +152,7 @@ class TrainConfig:
     batch_size: int = 100
     train_steps: int = 1000
     eval_every: int = 100
+    eval_seconds: float = 0.0
     test_size: int = 0
     clip_norm: float | None = None
     seed: int = 0
@@ -211,6 +215,9 @@ def check_config(config):
     check_optimizer_settings(config)
     for name in ("batch_size", "train_steps", "eval_every"):
         _positive_int(name, getattr(config, name))
+    if not config.eval_seconds >= 0:
+        raise ValueError(f"eval_seconds must be >= 0 (0: evaluate every eval_every steps only), got "
+                         f"{config.eval_seconds!r}.")
     if isinstance(config.degraded_patience, bool) or not isinstance(config.degraded_patience, (int, np.integer)) \
             or config.degraded_patience < 0:
         raise ValueError(f"degraded_patience must be an integer >= 0 (0: never stop as degraded), got "
@@ -270,6 +277,9 @@ class _RoundEnd(keras.callbacks.Callback):
                        and time.monotonic() - run.start > run.config.max_seconds)
         if run.diverged or run.degradation or run.step >= run.config.train_steps or out_of_time:
             self.model.stop_training = True
+        elif run.config.eval_seconds and time.monotonic() - run.evaluated_at > run.config.eval_seconds:
+            if run.finish_round() or run.degradation:
+                self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
         if self.run.diverged or self.run.finish_round() or self.run.degradation:
@@ -297,6 +307,7 @@ class _Run:
         self.train_loss_monitor = TrainLossMonitor(config.degraded_patience, config.degraded_tolerance)
         self.extra = state.get("extra", {})
         self.start = start
+        self.evaluated_at = start
         self.last_train_loss = None
         self.diverged = False
         self.metrics = None
@@ -371,6 +382,9 @@ class _Run:
 
     def finish_round(self):
         """Evaluates, writes summaries, metrics and a checkpoint; True to stop early."""
+        self.evaluated_at = time.monotonic()
+        if self.metrics is not None and self.metrics["step"] == self.step and not self.metrics.get("diverged"):
+            return self.config.early_stop and self.metrics["success"]  # evaluated at this step already
         if not _all_finite(self.model.weights):  # nothing to evaluate or keep
             self.diverge("non-finite weights")
             return True
