@@ -156,7 +156,7 @@ def test_the_cli_says_where_a_run_diverged_and_fails(tmp_path):
     assert "last good checkpoint (step 0)" in lines[0]
 
 
-def test_a_report_shows_a_diverged_run_as_diverged_not_solved(tmp_path):
+def test_a_report_shows_diverged_and_degraded_runs_as_such(tmp_path):
     experiment = dataclasses.make_dataclass("E", ["name", "title", "claim", "metric_name",
                                                   "differences"])(
         "x", "X", "claim", "test error rate", "none")
@@ -168,13 +168,15 @@ def test_a_report_shows_a_diverged_run_as_diverged_not_solved(tmp_path):
     solved = {"step": 20, "wall_time_s": 5.0, "test_loss": 0.001, "test_error_rate": 0.0,
               "success": True, "diverged": False, "success_criterion": criterion,
               "history": history}
+    degraded = {**solved, "test_error_rate": 0.4, "success": False, "degraded": True, "peak_step": 10}
     results = [{"label": f"p {name}", "panel": "p", "seed": 0, "paper": "", "config": {
         "model_dir": str(tmp_path)}, "metric": "test_error_rate", "metrics": metrics}
-        for name, metrics in (("a", diverged), ("b", solved))]
+        for name, metrics in (("a", diverged), ("b", solved), ("c", degraded))]
     with open(write_report(experiment, "small", results, 60.0, str(tmp_path))) as f:
         rows = [line for line in f if line.startswith("| p ")]
     assert "| 0/1 (diverged at step 12) |" in rows[0] and "| - |" in rows[0]
     assert "| 1/1 |" in rows[1]
+    assert "| 0/1 (degraded after peaking at step 10) |" in rows[2]
 
 
 # ---------------------------------------------------------------- NAG on the resRNN

@@ -19,6 +19,8 @@ def _plot_history(axis, result, metric, name, several_seeds, **style):
     label = f"{name} (seed {result['seed']})" if several_seeds else name
     if metrics.get("diverged"):
         label += f", diverged at step {metrics['diverged_at_step']}"
+    if metrics.get("degraded"):
+        label += f", degraded after step {metrics['peak_step']}"
     values = [float("nan") if h.get(metric) is None else h[metric] for h in history]
     axis.plot([h["step"] for h in history], values, marker=".", label=label, **style)
 
@@ -129,7 +131,8 @@ def write_report(experiment, scale, results, total_seconds, out_dir, time_budget
 
     A row per run: with several seeds, each number is `mean (min-max)` over
     them and `solved` counts the seeds that met the paper's success criterion
-    (a diverged run never does: its row says where it diverged).
+    (a diverged run never does: its row says where it diverged; a degraded run's row says
+    where it peaked).
     `curves.png` has a panel per run `panel` when every run has one (each
     comparing its runs on their metric), else test loss and error rate panels
     with every run.
@@ -172,6 +175,9 @@ def write_report(experiment, scale, results, total_seconds, out_dir, time_budget
         diverged = [m["diverged_at_step"] for m in metrics if m.get("diverged")]
         if diverged:
             solved += f" (diverged at step {', '.join(map(str, diverged))})"
+        degraded = [m["peak_step"] for m in metrics if m.get("degraded")]
+        if degraded:
+            solved += f" (degraded after peaking at step {', '.join(map(str, degraded))})"
         lines.append(
             f"| {group[0]['label']} | {_summary([m.get(key) for m in metrics])} | "
             f"{_summary([m.get('test_loss') for m in metrics])} | {group[0]['paper']} | {solved} | "
