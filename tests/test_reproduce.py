@@ -72,7 +72,7 @@ def test_run_experiment_writes_report_curves_and_results(tmp_path, monkeypatch):
     irnn, resrnn = (r["metrics"] for r in results)
     solved = f"{int(irnn['success'])}/1"
     assert (f"| tiny irnn | {irnn['test_error_rate']:.4g} | {irnn['test_loss']:.4g} | 0.5 | "
-            f"{solved} | 6 |") in report
+            f"{solved} | 6 / 6 |") in report
     assert f"| tiny resrnn | {resrnn['test_loss']:.4g} | {resrnn['test_loss']:.4g} | 0.25 |" in report
     assert "seed 0" in report and "tiny sizes." in report and "![learning curves](curves.png)" in report
     assert os.path.getsize(tmp_path / "tiny" / "curves.png") > 1000
@@ -99,7 +99,7 @@ def test_several_seeds_give_mean_range_and_success_count(tmp_path, monkeypatch):
     assert len(set(losses)) == 3, "different seeds draw different data and weights"
     successes = sum(r["metrics"]["success"] for r in results)
     summary = f"{sum(losses) / 3:.4g} ({min(losses):.4g}-{max(losses):.4g})"
-    assert f"| tiny irnn | {summary} | {summary} | 0.5 | {successes}/3 | 2 |" in report
+    assert f"| tiny irnn | {summary} | {summary} | 0.5 | {successes}/3 | 2 / 2 |" in report
     assert "seeds 3, 4, 5" in report and "--seed=3 --num_seeds=3" in report
     with pytest.raises(ValueError, match=r"seeds=\(1, 1\) must be distinct"):
         experiments.run_experiment("tiny", output_dir=str(tmp_path), seeds=(1, 1))
@@ -256,7 +256,7 @@ def test_report_tabulates_detail_metrics_and_labels_higher_is_better_curves(tmp_
     directions = {"bleu": "higher", "bleu_greedy": "higher", "bleu_beam2_alpha0": "higher"}
     history = [{"step": 5, "test_loss": 2.0, "bleu": 1.5}, {"step": 10, "test_loss": 1.0, "bleu": 3.0}]
     results = [{"label": label, "panel": "", "seed": 0, "paper": "", "metric": "bleu",
-                "config": {"model_dir": str(tmp_path)},
+                "config": {"model_dir": str(tmp_path), "train_steps": 10},
                 "metrics": {"step": 10, "wall_time_s": 1.0, "test_loss": 1.0, "bleu": 3.0,
                             "success": False, "diverged": False, "history": history,
                             "metric_directions": directions, **extra}}

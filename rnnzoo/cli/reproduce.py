@@ -2,10 +2,13 @@
 
     rnnzoo-reproduce --list
     rnnzoo-reproduce --experiment=longer_rnns_resrnn --scale=small --output_dir=results
+    rnnzoo-reproduce --experiment=thesis_table_7_3 --scale=paper --output_dir=docs/results/paper \
+        --resume --time_budget_s=7200
 
 Writes `<output_dir>/<experiment>/report.md` (ours vs the paper's number,
 seeds, wall time), `curves.png`, `results.json` and the runs' model dirs
-under `runs/` (or `--work_dir`). See `rnnzoo.zoo.experiments`.
+under `runs/` (or `--work_dir`). `--resume` continues the runs kept there
+(a campaign longer than one process); see `rnnzoo.zoo.experiments`.
 """
 
 import sys
@@ -33,6 +36,9 @@ flags.DEFINE_float("time_budget_s", None,
                    "(default: 900 for --scale=small, 600 per run for medium, none for paper).")
 flags.DEFINE_integer("jobs", 1, "Runs trained at a time, each in a process of its own with "
                      "cores/jobs threads; the wall time is about the budget / jobs.", lower_bound=1)
+flags.DEFINE_bool("resume", False, "Continue the runs kept under the output directory: finished "
+                  "ones are not trained again, the others resume from their last checkpoint (or "
+                  "start). Without it, an output directory that holds runs is refused.")
 flags.DEFINE_bool("list", False, "List the experiments and exit.")
 flags.DEFINE_integer("verbose", 2, "Per-run verbosity (0, 1: progress bar, 2: a line per round).",
                      allow_override=True)
@@ -56,12 +62,16 @@ def main(argv):
         print(f"rnnzoo-reproduce: --seed={FLAGS.seed} must be >= 0 and --num_seeds="
               f"{FLAGS.num_seeds} >= 1.", file=sys.stderr)
         sys.exit(2)
-    path = experiments.run_experiment(
-        FLAGS.experiment, scale=FLAGS.scale, output_dir=FLAGS.output_dir,
-        work_dir=FLAGS.work_dir, seeds=range(FLAGS.seed, FLAGS.seed + FLAGS.num_seeds),
-        verbose=FLAGS.verbose,
-        time_budget_s=FLAGS.time_budget_s, jobs=FLAGS.jobs,
-    )
+    try:
+        path = experiments.run_experiment(
+            FLAGS.experiment, scale=FLAGS.scale, output_dir=FLAGS.output_dir,
+            work_dir=FLAGS.work_dir, seeds=range(FLAGS.seed, FLAGS.seed + FLAGS.num_seeds),
+            verbose=FLAGS.verbose,
+            time_budget_s=FLAGS.time_budget_s, jobs=FLAGS.jobs, resume=FLAGS.resume,
+        )
+    except ValueError as error:
+        print(f"rnnzoo-reproduce: {error}", file=sys.stderr)
+        sys.exit(2)
     print(path)
 
 

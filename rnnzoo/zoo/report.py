@@ -126,13 +126,47 @@ def _rows(results):
     return rows.values()
 
 
+def _steps(group):
+    """Steps done of planned, e.g. `1,200 / 50,000` (done as `mean (min-max)` where seeds differ)."""
+    done = [r["metrics"]["step"] for r in group]
+    text = f"{done[0]:,}" if min(done) == max(done) else (
+        f"{sum(done) / len(done):,.0f} ({min(done):,}-{max(done):,})")
+    return f"{text} / {group[0]['config']['train_steps']:,}"
+
+
+def _cpu_hours(metrics):
+    return None if metrics.get("cpu_seconds") is None else metrics["cpu_seconds"] / 3600
+
+
+def _solved(group):
+    """The `solved` cell: seeds that met the success criterion of the finished ones, where they
+    diverged or peaked, and how many are still in progress."""
+    finished = [r["metrics"] for r in group if not r.get("in_progress")]
+    waiting = len(group) - len(finished)
+    if not finished:
+        return "in progress"
+    has_criterion = any(r["metrics"].get("success_criterion") is not None for r in group)
+    solved = f"{sum(bool(m['success']) for m in finished)}/{len(finished)}" if has_criterion else "-"
+    diverged = [m["diverged_at_step"] for m in finished if m.get("diverged")]
+    if diverged:
+        solved += f" (diverged at step {', '.join(map(str, diverged))})"
+    degraded = [m["peak_step"] for m in finished if m.get("degraded")]
+    if degraded:
+        solved += f" (degraded after peaking at step {', '.join(map(str, degraded))})"
+    return solved + (f", {waiting} in progress" if waiting else "")
+
+
 def write_report(experiment, scale, results, total_seconds, out_dir, time_budget_s=0.0, jobs=1):
     """Writes `report.md` and `curves.png` in `out_dir`; returns the report path.
 
     A row per run: with several seeds, each number is `mean (min-max)` over
     them and `solved` counts the seeds that met the paper's success criterion
     (a diverged run never does: its row says where it diverged; a degraded run's row says
-    where it peaked).
+    where it peaked). Runs marked `in_progress` (a campaign of several invocations, see
+    `rnnzoo.zoo.experiments.run_experiment`) say so in `solved` and in a line at the top, with
+    the command that continues them; every row gives its steps done of planned and the CPU time
+    spent over all invocations. The experiment's pictures (`illustrate`) need every run's final
+    model and are drawn once none is in progress.
     `curves.png` has a panel per run `panel` when every run has one (each
     comparing its runs on their metric), else test loss and error rate panels
     with every run.
@@ -147,48 +181,54 @@ def write_report(experiment, scale, results, total_seconds, out_dir, time_budget
     seed_flags = "" if seeds == [0] else (
         f" --seed={seeds[0]}" + (f" --num_seeds={len(seeds)}" if len(seeds) > 1 else "")
     )
-    lines = [
-        f"# {experiment.title}",
-        "",
+    command = (f"rnnzoo-reproduce --experiment={experiment.name} --scale={scale}{seed_flags}"
+               + (f" --jobs={jobs}" if jobs > 1 else ""))
+    in_progress = [r for r in results if r.get("in_progress")]
+    cpu_hours = sum(_cpu_hours(r["metrics"]) or 0.0 for r in results)
+    lines = [f"# {experiment.title}", ""]
+    if in_progress:
+        done = sum(r["metrics"]["step"] for r in results)
+        planned = sum(r["config"]["train_steps"] for r in results)
+        lines += [
+            f"**In progress: {len(in_progress)} of {len(results)} runs** ({done:,} of {planned:,} "
+            f"steps done, {cpu_hours:.2f} CPU-hours so far); `{command} "
+            f"--output_dir={os.path.dirname(os.path.normpath(out_dir)) or '.'} --resume` continues "
+            "them. Their numbers are those of their last evaluation.",
+            "",
+        ]
+    lines += [
         f"Paper: {experiment.claim}",
         "",
         f"Scale: `{scale}`; seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}; "
-        f"total wall time {total_seconds / 60:.1f} min on "
+        f"wall time {total_seconds / 60:.1f} min (the invocation that wrote this report), "
+        f"{cpu_hours:.2f} CPU-hours (every run over all invocations) on "
         f"{machine_summary()} (shared with other jobs, so times are upper bounds); "
         + (f"{jobs} runs at a time, each in its own process; " if jobs > 1 else "")
         + (f"time budget {time_budget_s:.0f} s of training shared by the runs (each run gets "
            "what is left of it divided by the runs still to start, and stops there, at its step "
            "count or on success)." if time_budget_s else "no time budget."),
         "",
-        f"Reproduce: `rnnzoo-reproduce --experiment={experiment.name} --scale={scale}{seed_flags}"
-        + (f" --jobs={jobs}" if jobs > 1 else "") + "`",
+        f"Reproduce: `{command}`",
         "",
         f"| run | ours: {experiment.metric_name} | ours: test loss | paper | solved | steps | "
-        "wall time (s) |",
-        "|---|---|---|---|---|---|---|",
+        "wall time (s) | CPU-hours |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for group in _rows(results):
         metrics = [r["metrics"] for r in group]
         key = group[0]["metric"]
-        has_criterion = metrics[0].get("success_criterion") is not None
-        solved = f"{sum(bool(m['success']) for m in metrics)}/{len(metrics)}" if has_criterion else "-"
-        diverged = [m["diverged_at_step"] for m in metrics if m.get("diverged")]
-        if diverged:
-            solved += f" (diverged at step {', '.join(map(str, diverged))})"
-        degraded = [m["peak_step"] for m in metrics if m.get("degraded")]
-        if degraded:
-            solved += f" (degraded after peaking at step {', '.join(map(str, degraded))})"
         lines.append(
             f"| {group[0]['label']} | {_summary([m.get(key) for m in metrics])} | "
-            f"{_summary([m.get('test_loss') for m in metrics])} | {group[0]['paper']} | {solved} | "
-            f"{_summary([m['step'] for m in metrics])} | "
-            f"{_summary([m['wall_time_s'] for m in metrics])} |"
+            f"{_summary([m.get('test_loss') for m in metrics])} | {group[0]['paper']} | "
+            f"{_solved(group)} | {_steps(group)} | "
+            f"{_summary([m.get('wall_time_s') for m in metrics])} | "
+            f"{_summary([_cpu_hours(m) for m in metrics])} |"
         )
     lines += ["", "![learning curves](curves.png)", ""]
     lines += _detail_section(experiment, results)
     lines += _gradient_section(results, out_dir)
     illustrate = getattr(experiment, "illustrate", None)  # an experiment's pictures, if it has any
-    if illustrate is not None:
+    if illustrate is not None and not in_progress:
         lines += illustrate(results, out_dir)
     lines += [
         "## Differences from the paper",

@@ -289,7 +289,7 @@ class _RoundEnd(keras.callbacks.Callback):
 class _Run:
     """State of one `train` call (step, clock, history, divergence)."""
 
-    def __init__(self, config, built, model, checkpointer, state, start, chief=True):
+    def __init__(self, config, built, model, checkpointer, state, start, cpu_start, chief=True):
         self.config = config
         self.chief = chief
         self.built = built
@@ -300,6 +300,7 @@ class _Run:
         self.good_step = self.step
         self.train_seconds = state.get("train_seconds", 0.0)
         self.previous_seconds = state.get("wall_time_s", 0.0)
+        self.previous_cpu_seconds = state.get("cpu_seconds", 0.0)
         self.history = state.get("history", [])
         self.first_evaluation = len(self.history)  # the degradation rule judges evaluations from here
         self.best = state.get("best")
@@ -307,6 +308,7 @@ class _Run:
         self.train_loss_monitor = TrainLossMonitor(config.degraded_patience, config.degraded_tolerance)
         self.extra = state.get("extra", {})
         self.start = start
+        self.cpu_start = cpu_start
         self.evaluated_at = start
         self.last_train_loss = None
         self.diverged = False
@@ -316,6 +318,11 @@ class _Run:
 
     def wall_time(self):
         return self.previous_seconds + time.monotonic() - self.start
+
+    def cpu_time(self):
+        """CPU seconds of the run over all its invocations: each counts its process's CPU time
+        (all threads) since it started, so a run in a worker process counts that process's."""
+        return self.previous_cpu_seconds + time.process_time() - self.cpu_start
 
     def describe(self):
         """The run's fields of `metrics.json` besides the latest evaluation."""
@@ -355,6 +362,7 @@ class _Run:
             "step": self.step,
             "best": self.best,
             "wall_time_s": round(self.wall_time(), 3),
+            "cpu_seconds": round(self.cpu_time(), 3),
             "train_seconds": round(self.train_seconds, 3),
             "history": self.history,
             "extra": self.extra,
@@ -367,6 +375,7 @@ class _Run:
         self.metrics = {
             "step": self.step,
             "wall_time_s": round(self.wall_time(), 3),
+            "cpu_seconds": round(self.cpu_time(), 3),
             "train_loss": evaluation.finite_or_none(self.last_train_loss)
             if self.last_train_loss is not None else None,
             "test_loss": None,
@@ -395,6 +404,7 @@ class _Run:
         entry = {
             "step": self.step,
             "wall_time_s": round(self.wall_time(), 3),
+            "cpu_seconds": round(self.cpu_time(), 3),
             "train_seconds": round(self.train_seconds, 3),
             "train_loss": self.last_train_loss,
             **result,
@@ -402,14 +412,16 @@ class _Run:
         self.history.append(entry)
         improved = evaluation.improves(entry, self.best, evaluation.primary_metric(self.built))
         if improved:
-            self.best = {key: value for key, value in entry.items() if key not in ("train_seconds",)}
+            self.best = {key: value for key, value in entry.items()
+                         if key not in ("train_seconds", "cpu_seconds")}
         if self.degradation is None:
             self.degradation = heldout_degradation(self.history, self.first_evaluation,
                                                    evaluation.primary_metric(self.built),
                                                    self.config.degraded_patience, self.config.degraded_tolerance)
         with self.writer.as_default(step=self.step):
             for key, value in entry.items():
-                if key not in ("step", "wall_time_s", "train_seconds", "success") and value is not None:
+                if key not in ("step", "wall_time_s", "cpu_seconds", "train_seconds", "success") \
+                        and value is not None:
                     tf.summary.scalar(key, value)
         self.writer.flush()
         self.metrics = {**entry, "diverged": False, **self.describe()}
@@ -504,8 +516,10 @@ def train(config, callbacks=(), **model_options):
 
     Returns:
         The contents of `metrics.json`: `step`, `wall_time_s` (the run's wall
-        clock), `train_seconds` (time in training steps, without evaluations,
-        checkpoints and each invocation's first, graph-tracing step), `train_loss`,
+        clock), `cpu_seconds` (its process's CPU time, all threads, summed over
+        invocations like `wall_time_s`), `train_seconds` (time in training
+        steps, without evaluations, checkpoints and each invocation's first,
+        graph-tracing step), `train_loss`,
         `test_loss`, `success`, `diverged`, the family's named metrics, their
         `metric_directions`, the `success_criterion`, `history` and the run
         description (a diverged run: also `diverged_at_step`, `divergence`
@@ -513,17 +527,18 @@ def train(config, callbacks=(), **model_options):
         evaluation) and `degraded` (a degraded run: also `peak_step`,
         `degraded_at_step` and `degradation`).
     """
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), time.process_time()
     check_config(config)
     config = resolve_config(config)
     checkpointer = Checkpointer(config.model_dir)
     state = checkpointer.state()
     strategy = distribution.make_strategy(config.distribution_strategy, config.devices)
     with strategy.scope():  # the model, its optimizer and metrics hold distributed variables
-        return _train(config, callbacks, model_options, checkpointer, state, strategy, start)
+        return _train(config, callbacks, model_options, checkpointer, state, strategy, start,
+                      cpu_start)
 
 
-def _train(config, callbacks, model_options, checkpointer, state, strategy, start):
+def _train(config, callbacks, model_options, checkpointer, state, strategy, start, cpu_start):
     family_config, built = build_run(config, **model_options)
     if state is not None:
         _check_resumable(config, state, config.model_dir)
@@ -551,7 +566,8 @@ def _train(config, callbacks, model_options, checkpointer, state, strategy, star
         model.jit_compile = config.jit_compile
     # The clock (wall_time_s, max_seconds) counts this invocation from its start,
     # model building and layer-wise pretraining included.
-    run = _Run(config, built, model, checkpointer, state, start, distribution.is_chief(strategy))
+    run = _Run(config, built, model, checkpointer, state, start, cpu_start,
+               distribution.is_chief(strategy))
     if not run.step:
         run.checkpoint()  # step 0: a good checkpoint to fall back on from the first step
     if built.description and config.verbose:
