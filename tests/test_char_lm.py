@@ -1,8 +1,12 @@
 """Character-level language models (thesis ch. 5): training, bpc, sampling, scoring, completion, debagging."""
 
 import itertools
+import json
 import math
 import os
+import resource
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,6 +22,7 @@ from tests.char_lm_runs import train_char_lm
 
 SENTENCES = "the cat sat on the mat. a dog ran to the log. "
 SEQ_LEN, CONTEXT = 40, 10
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -236,6 +241,40 @@ def test_hessian_free_steps_lower_the_training_loss(corpus, corpus_path, tmp_pat
         tmp_path / "hf", corpus_path, optimizer="hf", training={
             "hf_damping": 10.0, "hf_structural_damping": 0.1, "hf_max_cg_iterations": 150}, **run)
     assert float(loss(y, model(x), sample_weight=w)) < 0.98 * before
+
+
+XLA_RUN = f"""
+import json, sys
+from rnnzoo.data.char_corpus import load_corpus
+from rnnzoo.zoo import char_lm
+corpus = load_corpus(sys.argv[1], holdout_chars=460)
+model = char_lm.build_model("char_mrnn", corpus.vocabulary.size, char_lm.CharLMConfig(units=16), seed=0)
+model.compile("adam", char_lm.loss(), jit_compile=True)
+windows = corpus.train_dataset({SEQ_LEN}, {CONTEXT}, batch_size=8, seed=0)
+assert windows.element_spec[0].shape[1] is None, windows.element_spec
+history = model.fit(windows, steps_per_epoch=3, epochs=1, verbose=0)
+print(json.dumps(history.history["loss"]))
+"""
+
+
+def _limit_address_space():
+    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+
+
+def test_char_mrnn_trains_with_xla_on_windows_known_only_at_run_time(corpus_path):
+    """`jit_compile=True`, Keras's choice on a GPU, with training windows of no static length.
+
+    In a process of its own under an 8 GiB address-space limit: an XLA buffer
+    sized by a loose loop cap fails to allocate and then aborts its process.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", XLA_RUN, str(corpus_path)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT, preexec_fn=_limit_address_space,
+        env={**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    losses = json.loads(result.stdout.splitlines()[-1])
+    assert losses and all(math.isfinite(loss) for loss in losses), losses
 
 
 def test_models_use_sparse_recurrent_init_and_token_ids(corpus):

@@ -34,7 +34,7 @@ def test_keras_file_round_trip_reproduces_outputs(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-@pytest.mark.parametrize("loop", ["keras", "unroll", "forward_mode"])
+@pytest.mark.parametrize("loop", ["tensor_array", "unroll", "forward_mode"])
 def test_masked_steps_hold_the_state(name, loop):
     """Trailing padding masked out: last output equals the unpadded sequence's; held outputs repeat."""
     layer = make(name, return_sequences=True, return_state=True, unroll=loop == "unroll")
@@ -140,3 +140,48 @@ def test_model_fit_and_export_serve_the_same_numbers(name, tmp_path):
     model.export(str(tmp_path / "export"))
     served = tf.saved_model.load(str(tmp_path / "export"))
     np.testing.assert_allclose(served.serve(X), model.predict(X, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+# Input paths compiled with XLA: (input kind, loop, layer options, masked). Each
+# layer meets both input kinds and every loop; the loops get lengths known only
+# at run time, except `unroll`, which needs a static one.
+XLA_PATHS = {
+    "ids_masked_backwards_last": ("ids", "tensor_array", {"go_backwards": True, "return_state": True}, True),
+    "float_unroll_masked": ("float", "unroll", {"return_sequences": True, "return_state": True}, True),
+    "float_forward_mode_masked": ("float", "forward_mode", {"return_sequences": True}, True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("path", sorted(XLA_PATHS))
+def test_xla_compiled_outputs_and_derivatives_equal_the_uncompiled_ones(name, path):
+    """Keras compiles train steps with XLA on a GPU (`jit_compile="auto"`).
+
+    Every path compiles and gives the uncompiled outputs and derivatives:
+    gradients, or for the forward-mode loop the JVPs it exists for.
+    """
+    kind, loop, options, masked = XLA_PATHS[path]
+    inputs = (IDS.astype("int32") if kind == "ids" else X)[:, :4]
+    layer = make(name, input_dim=VOCAB if kind == "ids" else None, unroll=loop == "unroll", **options)
+    layer(inputs)
+    randomize(layer)
+    mask = np.arange(4)[None] < np.array([4, 3, 1])[:, None] if masked else None
+    spec = tf.TensorSpec((None, 4 if loop == "unroll" else None) + inputs.shape[2:], inputs.dtype)
+    variables = [v.value for v in layer.trainable_variables]
+    tangents = [RNG.standard_normal(v.shape).astype("float32") for v in variables]
+
+    def outputs_and_derivatives(x):
+        if loop == "forward_mode":
+            with forward_mode_recurrence():
+                with tf.autodiff.ForwardAccumulator(variables, tangents) as accumulator:
+                    outputs = layer(x, mask=mask)
+            return outputs, accumulator.jvp(outputs)
+        with tf.GradientTape() as tape:
+            outputs = layer(x, mask=mask)
+            loss = sum(tf.reduce_sum(tf.sin(o)) for o in tf.nest.flatten(outputs))
+        return outputs, [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+
+    expected = outputs_and_derivatives(tf.constant(inputs))
+    compiled = tf.function(outputs_and_derivatives, input_signature=[spec], jit_compile=True)(inputs)
+    for got, want in zip(tf.nest.flatten(compiled), tf.nest.flatten(expected)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -23,6 +23,7 @@ from rnnzoo.layers.recurrence import (
     forward_mode_recurrence,
     forward_mode_recurrence_active,
     state_carrying_rnn,
+    tensor_array_rnn,
 )
 from rnnzoo.layers.res_rnn import ResRNN, ResRNNCell
 from rnnzoo.layers.reverse_padded import ReversePadded
@@ -46,4 +47,5 @@ __all__ = [
     "forward_mode_recurrence_active",
     "paper_penalty_schedule",
     "state_carrying_rnn",
+    "tensor_array_rnn",
 ]

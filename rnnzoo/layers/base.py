@@ -21,7 +21,11 @@ import tensorflow as tf
 from keras import ops
 from keras.src import backend as keras_backend
 
-from rnnzoo.layers.recurrence import forward_mode_recurrence_active, state_carrying_rnn
+from rnnzoo.layers.recurrence import (
+    forward_mode_recurrence_active,
+    state_carrying_rnn,
+    tensor_array_rnn,
+)
 
 _LAYER_KWARGS = ("dtype", "trainable")
 
@@ -196,9 +200,10 @@ class CellRNN(keras.layers.RNN):
     `stateful`, `unroll`, `zero_output_for_mask`) through `**kwargs`.
 
     The input projection runs once over the whole sequence before the loop.
-    The loop is Keras's own (`unroll=True`: Python-unrolled; otherwise its
-    TensorArray `tf.while_loop`), except inside `forward_mode_recurrence()`
-    where non-unrolled layers use `state_carrying_rnn`, which
+    With `unroll=True` the loop is Keras's Python-unrolled one; otherwise it
+    is `tensor_array_rnn`, whose iteration cap is the sequence's own length,
+    so its gradient compiles with XLA also for lengths known only at run
+    time, or, inside `forward_mode_recurrence()`, `state_carrying_rnn`, which
     `tf.autodiff.ForwardAccumulator` can differentiate.
     """
 
@@ -264,27 +269,25 @@ class CellRNN(keras.layers.RNN):
             return self.cell.step(inputs, list(states), params)
 
         initial_state = list(initial_state)
-        if not self.unroll and forward_mode_recurrence_active():
-            return state_carrying_rnn(
+        if self.unroll:  # keras.layers.RNN.call has checked that the length is static
+            return keras_backend.rnn(
                 step,
                 projected,
                 initial_state,
-                mask=mask,
                 go_backwards=self.go_backwards,
+                mask=mask,
+                unroll=True,
+                input_length=sequences.shape[1],
                 zero_output_for_mask=self.zero_output_for_mask,
                 return_all_outputs=self.return_sequences,
             )
-        return keras_backend.rnn(
+        loop = state_carrying_rnn if forward_mode_recurrence_active() else tensor_array_rnn
+        return loop(
             step,
             projected,
             initial_state,
-            go_backwards=self.go_backwards,
             mask=mask,
-            unroll=self.unroll,
-            # Keras reads `inputs.shape[1]` when this is falsy, which a tuple of
-            # projections lacks; an unknown length is bounded by the loop's own
-            # condition, so the iteration cap only needs to be large enough.
-            input_length=sequences.shape[1] or tf.int32.max,
+            go_backwards=self.go_backwards,
             zero_output_for_mask=self.zero_output_for_mask,
             return_all_outputs=self.return_sequences,
         )

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from rnnzoo.layers.base import CellRNN, ProjectedCell, check_positive, read
@@ -114,13 +115,17 @@ class ScopedRNNCell(ProjectedCell):
     def step(self, projected, states, params):
         # Every scope's pre-activation from one matmul, then each row's own scope:
         # fewer ops per step than a per-row one-hot contraction or weight gather.
+        # `tf.gather_nd` picks it: its gradient and JVP compile with XLA inside
+        # the loop for a batch size known only at run time, where those of
+        # `ops.take_along_axis` (a broadcast to a computed shape) and of a
+        # batched `tf.gather` (transposes by computed permutations) do not.
         (recurrent_kernels,) = params
         h_prev, steps = states
         scope = ops.minimum(ops.cast(steps // self.scope_length, "int32"), self.num_scopes - 1)
         per_scope = ops.reshape(
             projected + ops.matmul(h_prev, recurrent_kernels), (-1, self.num_scopes, self.units)
         )
-        h = self.activation(ops.take_along_axis(per_scope, scope[:, :, None], axis=1)[:, 0])
+        h = self.activation(tf.gather_nd(per_scope, scope, batch_dims=1))
         return h, [h, steps + 1]
 
     def get_initial_state(self, batch_size=None):
