@@ -223,6 +223,10 @@ def test_a_model_recipe_fills_only_unset_settings():
     assert resolve_config(TrainConfig(model="irnn", clip_norm=0.0, model_dir="x")).clip_norm == 0.0
     assert resolve_config(TrainConfig(model="rnn", model_dir="x")).clip_norm == 0.0
     assert resolve_config(TrainConfig(model="irnn", optimizer="hf", model_dir="x")).clip_norm == 0.0
+    mrnn = resolve_config(TrainConfig(model="char_mrnn", model_dir="x"))
+    assert (mrnn.learning_rate, mrnn.lr_decay_steps, mrnn.clip_norm) == (3e-3, 1000, 1.0)
+    assert resolve_config(TrainConfig(model="char_mrnn", lr_decay_steps=0, model_dir="x")).lr_decay_steps == 0
+    assert resolve_config(TrainConfig(model="char_rnn", model_dir="x")).lr_decay_steps == 0
 
 
 # ---------------------------------------------------------------- corpora and training sets

@@ -52,6 +52,18 @@ def test_optimizer_factory_builds_each_optimizer_with_schedules():
         make_optimizer(dataclasses.replace(config, optimizer="rmsprop"))
 
 
+def test_inverse_time_decay_needs_no_run_length_and_excludes_piecewise_rates():
+    config = TrainConfig(model_dir="unused", optimizer="adam", learning_rate=3e-3, lr_decay_steps=1000)
+    for train_steps in (10, 10**9):  # the same schedule whatever the run's length
+        adam = make_optimizer(dataclasses.replace(config, train_steps=train_steps))
+        schedule = adam._learning_rate
+        assert [float(schedule(t)) for t in (0, 1000, 3000)] == pytest.approx([3e-3, 1.5e-3, 7.5e-4])
+    with pytest.raises(ValueError, match="two learning-rate schedules"):
+        make_optimizer(dataclasses.replace(config, lr_boundaries=(5,), lr_values=(0.1, 0.01)))
+    with pytest.raises(ValueError, match="lr_decay_steps must be an integer >= 0"):
+        make_optimizer(dataclasses.replace(config, lr_decay_steps=-1))
+
+
 def test_hf_cg_warm_start_and_evaluation_batch_reach_hessian_free_or_are_refused():
     config = TrainConfig(model_dir="unused", optimizer="hf", clip_norm=0.0)
     assert (make_optimizer(config).cg_warm_start,

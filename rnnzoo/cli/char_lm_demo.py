@@ -92,9 +92,12 @@ def char_lm_demo(minutes=3.0, units=128, seq_len=100, batch_size=32, max_chars=1
 
     run_dir = tempfile.mkdtemp(prefix="char_mrnn_run_")
     seconds = minutes * 60
-    config = TrainConfig(model="char_mrnn", optimizer="adam", learning_rate=3e-3, seq_len=seq_len,
-                         batch_size=batch_size, train_steps=10**9, eval_every=10**9, eval_seconds=EVAL_SECONDS,
-                         seed=seed, max_seconds=seconds, early_stop=False, verbose=0, model_dir=run_dir)
+    # Adam with the char_mrnn recipe (`rnnzoo.zoo.char_lm.MRNN_RECIPE`: learning rate
+    # 3e-3 / (1 + step / 1000), clipping 1), whose decay does not depend on how many steps the
+    # time budget allows (docs/char_lm.md).
+    config = TrainConfig(model="char_mrnn", optimizer="adam", seq_len=seq_len, batch_size=batch_size,
+                         train_steps=10**9, eval_every=10**9, eval_seconds=EVAL_SECONDS, seed=seed,
+                         max_seconds=seconds, early_stop=False, verbose=0, model_dir=run_dir)
     print(f"training a char_mrnn ({units} units) on the Python standard library's source for "
           f"{minutes:g} min; held-out bits/char on its last {HOLDOUT_CHARS:,} characters every "
           f"{EVAL_SECONDS:g} s", file=out, flush=True)

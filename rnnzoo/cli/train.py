@@ -47,6 +47,8 @@ flags.DEFINE_float("learning_rate", None, "Constant learning rate (default: the 
                    "recipe, else 1e-3).")
 flags.DEFINE_list("lr_boundaries", [], "Steps where the piecewise-constant learning rate changes.")
 flags.DEFINE_list("lr_values", [], "Piecewise-constant learning rates (one more than boundaries).")
+flags.DEFINE_integer("lr_decay_steps", None, "Inverse-time decay: lr / (1 + step / "
+                     "lr_decay_steps); 0: constant (default: the model's recipe, else 0).")
 flags.DEFINE_float("momentum", _DEFAULTS.momentum, "Constant momentum, or cap of `nesterov`.")
 flags.DEFINE_string(
     "momentum_schedule", _DEFAULTS.momentum_schedule, f"One of {', '.join(MOMENTUM_SCHEDULES)}."
@@ -181,6 +183,7 @@ def config_from_flags():
             learning_rate=FLAGS.learning_rate,
             lr_boundaries=tuple(int(v) for v in FLAGS.lr_boundaries),
             lr_values=tuple(float(v) for v in FLAGS.lr_values),
+            lr_decay_steps=FLAGS.lr_decay_steps,
             momentum=FLAGS.momentum, momentum_schedule=FLAGS.momentum_schedule,
             momentum_boundaries=tuple(int(v) for v in FLAGS.momentum_boundaries),
             momentum_values=tuple(float(v) for v in FLAGS.momentum_values),

@@ -130,8 +130,15 @@ def build_model(model_name, vocab_size, config=None, seed=None):
 
 
 def loss():
-    """Softmax cross-entropy on the logits: a matching loss, so Hessian-free trains it too."""
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    """Softmax cross-entropy on the logits, averaged over the weighted (predicted) positions.
+
+    `mean_with_sample_weight` divides by the weight sum, so the loss is the
+    mean negative log-likelihood per predicted character (§5.3) whatever
+    `context` leaves unweighted; Keras's default would divide by every
+    position. A matching loss, so Hessian-free trains it too.
+    """
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                      reduction="mean_with_sample_weight")
 
 
 # ---------------------------------------------------------------- corpora
@@ -179,6 +186,20 @@ def load_trained(model_dir, checkpoint="best"):
 
 # ------------------------------------------------------------ registry
 
+MRNN_RECIPE = {"learning_rate": 3e-3, "lr_decay_steps": 1000, "clip_norm": 1.0}
+"""`char_mrnn`'s first-order settings (Adam): learning rate 3e-3 / (1 + step / 1000), clipped at 1.
+
+At a constant learning rate Adam's per-coordinate steps (about the learning rate
+in every weight, also where the gradient is only noise) keep inflating the
+synthesised transition `W_hf diag(W_fv v_t) W_fh` (eq. 5.4): its largest
+singular value grows about linearly with the step count, ever more hidden units
+saturate, and held-out bits per character stop improving and then get worse
+(docs/char_lm.md). The inverse-time decay keeps the sum of squared steps bounded
+(that growth stops) while their sum still diverges (learning goes on), and it
+needs no run length: a run stopped by `max_seconds` at any step has followed the
+same schedule.
+"""
+
 
 def build(model_name, config, train_config):
     """`registry.Built` for `rnnzoo-train --model=char_mrnn|char_rnn|char_lstm`.
@@ -225,11 +246,12 @@ FAMILY = registry.register(
         build=build,
         tasks=(),
         default_task=None,
-        recipes={model: {"clip_norm": 1.0} for model in MODELS},
+        recipes={**{model: {"clip_norm": 1.0} for model in MODELS}, "char_mrnn": MRNN_RECIPE},
         evaluate=lambda model_dir: evaluate_model_dir(model_dir),  # defined below
     )
 )
-"""The char-LM family; `recipes`: gradients clipped at norm 1 unless a run says otherwise."""
+"""The char-LM family; `recipes`: gradients clipped at norm 1 unless a run says otherwise, and
+`MRNN_RECIPE` for `char_mrnn`."""
 
 
 def config_of_run(run):

@@ -21,6 +21,8 @@ DEFAULT_LEARNING_RATE = 1e-3
 """The learning rate of a run that sets none (and whose model's recipe sets none)."""
 DEFAULT_CLIP_NORM = 0.0
 """No gradient clipping unless the run or its model's recipe asks for it."""
+DEFAULT_LR_DECAY_STEPS = 0
+"""A constant learning rate unless the run or its model's recipe decays it."""
 
 
 def check_optimizer_settings(config):
@@ -51,12 +53,22 @@ def check_optimizer_settings(config):
                 f"{name}={value!r} is not an option of HessianFree; pass "
                 f"{' or '.join(f'--{name}={choice}' for choice in choices)}."
             )
+    decay_steps = config.lr_decay_steps
+    if decay_steps is not None and (isinstance(decay_steps, bool) or decay_steps < 0
+                                    or int(decay_steps) != decay_steps):
+        raise ValueError(f"lr_decay_steps must be an integer >= 0 (0: no decay), got {decay_steps!r}.")
+    if decay_steps and config.lr_values:
+        raise ValueError(
+            f"lr_decay_steps={decay_steps} and lr_values={list(config.lr_values)} are two learning-"
+            "rate schedules; pass one of them."
+        )
     if not 0 <= config.final_phase < 1:
         raise ValueError(f"final_phase must be in [0, 1), got {config.final_phase!r}.")
 
 
 def learning_rate_schedule(config):
-    """The learning rate: a float or a `PiecewiseConstantDecay`, with the final phase applied."""
+    """The learning rate: a float, a `PiecewiseConstantDecay` or an `InverseTimeDecay`, with the
+    final phase applied."""
     rate = DEFAULT_LEARNING_RATE if config.learning_rate is None else config.learning_rate
     if config.lr_values:
         if len(config.lr_values) != len(config.lr_boundaries) + 1:
@@ -67,6 +79,8 @@ def learning_rate_schedule(config):
         rate = keras.optimizers.schedules.PiecewiseConstantDecay(
             [int(b) for b in config.lr_boundaries], [float(v) for v in config.lr_values]
         )
+    elif config.lr_decay_steps:
+        rate = keras.optimizers.schedules.InverseTimeDecay(rate, int(config.lr_decay_steps), 1.0)
     if config.final_phase:
         rate = schedules.FinalPhase(rate, config.train_steps, fraction=config.final_phase, factor=0.1)
     return rate

@@ -49,6 +49,7 @@ from rnnzoo.zoo.position_weights import per_position_mean
 from rnnzoo.zoo.optimizer_factory import (
     DEFAULT_CLIP_NORM,
     DEFAULT_LEARNING_RATE,
+    DEFAULT_LR_DECAY_STEPS,
     OWN_STEP_OPTIMIZERS,
     check_optimizer_settings,
     make_optimizer,
@@ -76,6 +77,11 @@ class TrainConfig:
         lr_boundaries, lr_values: piecewise-constant learning rate
             (`keras.optimizers.schedules.PiecewiseConstantDecay`), e.g. the
             thesis §7.4.2 schedule.
+        lr_decay_steps: inverse-time decay of `learning_rate`,
+            `lr_t = learning_rate / (1 + t / lr_decay_steps)`
+            (`keras.optimizers.schedules.InverseTimeDecay`): it needs no run
+            length, so a run stopped by `max_seconds` at any step has followed
+            the same schedule. 0: constant; `None`: the model's recipe or 0.
         momentum: constant momentum, or the cap of the `nesterov` schedule.
         momentum_schedule: `constant`, `piecewise` (`momentum_boundaries`,
             `momentum_values`), `nesterov` (mu_t = 1 - 2^(-1-log2(t/period+1))
@@ -136,6 +142,7 @@ class TrainConfig:
     learning_rate: float | None = None
     lr_boundaries: tuple = ()
     lr_values: tuple = ()
+    lr_decay_steps: int | None = None
     momentum: float = 0.9
     momentum_schedule: str = "constant"
     momentum_boundaries: tuple = ()
@@ -196,7 +203,8 @@ def resolve_config(config):
             f"task_options={config.task_options!r} do not apply to model {config.model!r}, "
             "which takes no task."
         )
-    settings = {"learning_rate": DEFAULT_LEARNING_RATE, "clip_norm": DEFAULT_CLIP_NORM}
+    settings = {"learning_rate": DEFAULT_LEARNING_RATE, "clip_norm": DEFAULT_CLIP_NORM,
+                "lr_decay_steps": DEFAULT_LR_DECAY_STEPS}
     recipe = dict(family.recipes.get(config.model, {}))
     if config.optimizer in OWN_STEP_OPTIMIZERS:
         recipe.pop("clip_norm", None)  # these optimizers choose their own step
