@@ -28,7 +28,10 @@ class Sparse(RandomInitializer):
             of §7.4.1).
         tanh: the tanh variant of §7.3.1: weights further scaled by 0.25
             (pair it with a bias initializer of `Constant(-0.5)`).
-        seed: int or `keras.random.SeedGenerator`, as for Keras initializers.
+        seed: int or `keras.random.SeedGenerator`, as for Keras initializers. The calls of one
+            initializer continue one seeded stream, so a layer that initialises two kernels with
+            it (the MRNN's W_fh and W_hf, eq. 5.5-5.6) gets two independent sparse matrices, not
+            the same one twice; the same seed gives the same sequence of matrices.
 
     Usable by name: `kernel_initializer="sparse"` or `"rnnzoo>Sparse"`.
     """
@@ -43,6 +46,7 @@ class Sparse(RandomInitializer):
         self.scale = float(scale)
         self.tanh = bool(tanh)
         super().__init__(seed=seed)
+        self._seeds = None
 
     def __call__(self, shape, dtype=None):
         if len(shape) != 2:
@@ -50,7 +54,9 @@ class Sparse(RandomInitializer):
                 f"Sparse initializes 2-D kernels (fan_in, units); got shape {tuple(shape)}."
             )
         fan_in, units = shape
-        seeds = _seed_stream(self.seed)
+        if self._seeds is None:  # one stream per initializer: each call draws new weights
+            self._seeds = _seed_stream(self.seed)
+        seeds = self._seeds
         # Each unit keeps the rows with its `k` smallest random scores.
         k = min(self.num_nonzero, fan_in)
         scores = keras.random.uniform((units, fan_in), seed=seeds)

@@ -125,15 +125,18 @@ def evaluate(model, built):
             ys.append(np.asarray(y))
             weights.append(None if weight is None else np.asarray(weight))
             predictions.append(np.asarray(model(x, training=False)))
-        # The mean over the weighted positions (`rnnzoo.zoo.position_weights`): Keras's reduction
-        # divides a batch's sum(w * l) by its positions, and, inside a tf.distribute scope, by the
-        # replicas in sync (keras/src/losses/loss.py); both are undone here.
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        # The mean over the weighted positions (`rnnzoo.zoo.position_weights`), from the loss's
+        # unreduced values: whatever its reduction, and without the division by the replicas in
+        # sync that Keras applies inside a tf.distribute scope (keras/src/losses/loss.py).
+        loss = keras.losses.get(built.loss)
+        unreduced = loss.call if isinstance(loss, keras.losses.Loss) else loss
         total, weight_total = 0.0, 0.0
         for y, p, w in zip(ys, predictions, weights):
-            positions = len(y) if w is None else w.size
-            total += float(built.loss(y, p, sample_weight=w)) * replicas * positions
-            weight_total += positions if w is None else float(w.sum())
+            per_position = np.asarray(unreduced(y, p), np.float64)
+            w = np.ones_like(per_position) if w is None else np.broadcast_to(np.asarray(w, np.float64),
+                                                                             per_position.shape)
+            total += float(np.sum(per_position * w))
+            weight_total += float(np.sum(w))
         values["test_loss"] = finite_or_none(total / weight_total) if weight_total else None
         y_true, y_pred = np.concatenate(ys), np.concatenate(predictions)
         for metric in built.metrics:
