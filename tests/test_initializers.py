@@ -28,6 +28,20 @@ def test_sparse_is_reproducible_per_seed():
     assert not np.array_equal(a, c)
 
 
+def test_one_sparse_initializer_draws_new_matrices_and_the_mrnn_kernels_differ():
+    """An MRNN initialises W_fh and W_hf with the same initializer (eq. 5.5-5.6): each call continues
+    its seeded stream, so they are independent sparse matrices, reproducibly."""
+    first, second = Sparse(15, seed=3), Sparse(15, seed=3)
+    draws = [np.asarray(first((40, 30))) for _ in range(2)]
+    assert not np.array_equal(*draws)
+    np.testing.assert_array_equal(draws[0], np.asarray(second((40, 30))))
+    keras.utils.set_random_seed(0)
+    layer = MRNN(20, factors=20, recurrent_initializer="sparse")
+    layer.build((None, 5, 3))
+    kernels = [np.asarray(w) for w in (layer.cell.hidden_factor_kernel, layer.cell.factor_hidden_kernel)]
+    assert not np.array_equal(*kernels) and all((k != 0).sum(0).tolist() == [15] * 20 for k in kernels)
+
+
 @pytest.mark.parametrize("radius", [1.2, 0.9])
 def test_spectral_radius_is_exact(radius):
     weights = np.asarray(SpectralRadius(Sparse(seed=4), radius=radius)((100, 100)))
