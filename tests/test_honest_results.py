@@ -170,7 +170,7 @@ def test_a_report_shows_diverged_and_degraded_runs_as_such(tmp_path):
               "history": history}
     degraded = {**solved, "test_error_rate": 0.4, "success": False, "degraded": True, "peak_step": 10}
     results = [{"label": f"p {name}", "panel": "p", "seed": 0, "paper": "", "config": {
-        "model_dir": str(tmp_path)}, "metric": "test_error_rate", "metrics": metrics}
+        "model_dir": str(tmp_path), "train_steps": 20}, "metric": "test_error_rate", "metrics": metrics}
         for name, metrics in (("a", diverged), ("b", solved), ("c", degraded))]
     with open(write_report(experiment, "small", results, 60.0, str(tmp_path))) as f:
         rows = [line for line in f if line.startswith("| p ")]

@@ -208,6 +208,8 @@ def resolve_config(config):
     recipe = dict(family.recipes.get(config.model, {}))
     if config.optimizer in OWN_STEP_OPTIMIZERS:
         recipe.pop("clip_norm", None)  # these optimizers choose their own step
+    if config.lr_values:
+        recipe.pop("lr_decay_steps", None)  # the run's own schedule replaces the recipe's
     settings.update(recipe)
     unset = {name: value for name, value in settings.items() if getattr(config, name) is None}
     return dataclasses.replace(config, task=task, task_options=dict(config.task_options), **unset)
