@@ -37,11 +37,12 @@ def test_a_collapse_is_degraded_at_the_third_worse_evaluation_with_its_peak():
     assert higher.peak_step == 200  # BLEU falls: its direction decides
     assert heldout_degradation(history(values), 7, BITS, 3, 0.1) is None  # a resumed invocation judges its own 2
     assert heldout_degradation(history(values), 0, BITS, 0, 0.1) is None  # patience 0: never
+    assert heldout_degradation(history(values + [2.05]), 0, BITS, 3, 0.1) is None  # recovered: judged afresh
 
 
 def test_the_training_loss_rule_sees_a_persistent_rise_and_not_noise():
     rng = np.random.default_rng(1)
-    noisy, rising = TrainLossMonitor(3, 0.1), TrainLossMonitor(3, 0.1)
+    noisy, rising, recovering = TrainLossMonitor(3, 0.1), TrainLossMonitor(3, 0.1), TrainLossMonitor(3, 0.1)
     steps = WARMUP_STEPS + 2000
     found = None
     for step in range(1, steps + 1):
@@ -49,12 +50,15 @@ def test_the_training_loss_rule_sees_a_persistent_rise_and_not_noise():
         assert noisy.update(step, level * (1 + rng.normal(0, 0.2))) is None  # 20% noise per step
         collapse = 1.0 + max(0.0, (step - 1000) / 500)  # lowest at step 1000, then +100% per 500 steps
         found = found or rising.update(step, level * collapse)
+        bump = 1.0 + (0.5 if 1000 < step <= 1500 else 0.0)  # a transient rise, then back below the best
+        transient = recovering.update(step, level * bump)
+    assert transient is None  # the smoothed loss is back within 10% of its lowest by the end
     assert found is not None and found.signal == "train_loss"
     assert abs(found.peak_step - 1000) < 150
     assert found.found_at_step - found.peak_step >= 3 * STEPS_PER_PATIENCE
 
 
-def char_run(tmp_path, learning_rates, steps, name):
+def char_run(tmp_path, learning_rates, steps, name, **training):
     """A 32-unit char MRNN on the standard library's textwrap.py; Adam with `learning_rates[0]`, then
     `learning_rates[1]` from step 200."""
     corpus = tmp_path / "corpus.txt"
@@ -63,13 +67,13 @@ def char_run(tmp_path, learning_rates, steps, name):
             corpus.write_text(f.read() * 3, encoding="utf-8")
     config = TrainConfig(model="char_mrnn", optimizer="adam", lr_boundaries=(200,), lr_values=learning_rates,
                          seq_len=30, batch_size=16, train_steps=steps, eval_every=25, early_stop=False, verbose=0,
-                         model_dir=str(tmp_path / name), seed=0)
+                         model_dir=str(tmp_path / name), seed=0, **training)
     return config, train(config, corpus=str(corpus), units=32, context=10, holdout_chars=2000)
 
 
 def test_a_learning_rate_raised_far_too_high_degrades_the_run_and_the_best_checkpoint_is_kept(tmp_path):
-    config, metrics = char_run(tmp_path, (0.01, 0.3), 500, "too_high")
-    assert metrics["degraded"] and metrics["step"] < 500
+    config, metrics = char_run(tmp_path, (0.01, 0.3), 500, "too_high", stop_when_degraded=True)
+    assert metrics["degraded"] and metrics["step"] < 500  # stopped once degraded
     bits = [entry["bits_per_char"] for entry in metrics["history"]]
     assert metrics["peak_step"] == metrics["best_step"] == metrics["history"][int(np.argmin(bits))]["step"]
     assert metrics["bits_per_char"] > 1.1 * min(bits)

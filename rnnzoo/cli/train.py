@@ -13,9 +13,10 @@ A run whose training loss (or test loss, or a weight) becomes NaN or infinite
 stops there: metrics.json says `"diverged": true` and `"success": false`, the
 last good checkpoint is kept, one line on stderr says where it diverged, and
 the exit status is 1. A run that gets clearly and persistently worse than its
-best (`--degraded_patience`, `--degraded_tolerance`) stops as `"degraded": true`
-with its `peak_step`, and the last line on stderr says so; `best_model.keras`
-(what `rnnzoo-export` exports) holds the model of its best evaluation.
+best (`--degraded_patience`, `--degraded_tolerance`) is reported as
+`"degraded": true` with its `peak_step` (and stops with `--stop_when_degraded`),
+and the last line on stderr says so; `best_model.keras` (what `rnnzoo-export`
+exports) holds the model of its best evaluation.
 """
 
 import ast
@@ -88,7 +89,9 @@ flags.DEFINE_list("gradient_steps", [], "Steps at which to record per-time-step 
 flags.DEFINE_float("max_seconds", _DEFAULTS.max_seconds, "Wall-clock budget of this run (0: none).")
 flags.DEFINE_integer("degraded_patience", _DEFAULTS.degraded_patience,
                      "Evaluations (and x100 steps of the smoothed training loss) in a row worse than the best "
-                     "by more than --degraded_tolerance that stop the run as degraded (0: never).")
+                     "by more than --degraded_tolerance that make the run degraded (0: never).")
+flags.DEFINE_bool("stop_when_degraded", _DEFAULTS.stop_when_degraded,
+                  "Stop a degraded run (else it goes on, reported as degraded until it recovers).")
 flags.DEFINE_float("degraded_tolerance", _DEFAULTS.degraded_tolerance,
                    "Relative margin of the degradation rule (0.1: 10% worse than the best).")
 flags.DEFINE_integer("verbose", _DEFAULTS.verbose, "1: progress bar, 2: a line per round, 0: quiet.")
@@ -198,7 +201,8 @@ def config_from_flags():
             seed=FLAGS.seed, model_dir=FLAGS.model_dir, early_stop=FLAGS.early_stop,
             gradient_steps=tuple(int(v) for v in FLAGS.gradient_steps),
             max_seconds=FLAGS.max_seconds, degraded_patience=FLAGS.degraded_patience,
-            degraded_tolerance=FLAGS.degraded_tolerance, verbose=FLAGS.verbose,
+            degraded_tolerance=FLAGS.degraded_tolerance, stop_when_degraded=FLAGS.stop_when_degraded,
+            verbose=FLAGS.verbose,
             jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision,
             distribution_strategy=FLAGS.distribution_strategy, devices=tuple(FLAGS.devices),
         )

@@ -714,12 +714,13 @@ def _check_same_run(config, scale):
 
 def _finished(config, metrics):
     """Whether a run with `metrics` (`_saved_progress`) is done: it reached `config.train_steps`,
-    met its success criterion with early stopping on, diverged or degraded.
+    met its success criterion with early stopping on, diverged, or degraded with
+    `stop_when_degraded` on (without it a degraded run goes on, and may recover).
 
-    Diverged and degraded runs are outcomes the report shows; continuing one (with a lower
-    learning rate, say) is a person's decision, which `rnnzoo-train` on its `model_dir` allows.
+    Diverged and stopped degraded runs are outcomes the report shows; continuing one (with a
+    lower learning rate, say) is a person's decision, which `rnnzoo-train` on its `model_dir` allows.
     """
-    return bool(metrics.get("diverged") or metrics.get("degraded")
+    return bool(metrics.get("diverged") or (metrics.get("degraded") and config.stop_when_degraded)
                 or metrics["step"] >= config.train_steps
                 or (config.early_stop and metrics.get("success")))
 

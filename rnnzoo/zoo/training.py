@@ -26,9 +26,11 @@ Every evaluation that improves the family's primary metric
 the best checkpoint (`best_model.keras`, which `rnnzoo-export` exports);
 `metrics.json` records `best_step` and `best` (its metrics). A run whose
 held-out metric or training loss gets clearly and persistently worse than its
-best (`rnnzoo.zoo.degradation`) stops as `"degraded": true` with its
-`peak_step`; the best checkpoint holds the model of its peak, and a re-run
-resumes from the last checkpoint.
+best (`rnnzoo.zoo.degradation`) is reported as `"degraded": true` with its
+`peak_step` (judged afresh at every evaluation: a run that recovers is no
+longer degraded), and with `stop_when_degraded` it stops there; the best
+checkpoint holds the model of its peak, and a re-run resumes from the last
+checkpoint.
 """
 
 import dataclasses
@@ -115,9 +117,11 @@ class TrainConfig:
             it (and can be resumed).
         degraded_patience: evaluations (and x 100 steps of the smoothed
             training loss) in a row worse than the best by more than
-            `degraded_tolerance` that stop the run as degraded
+            `degraded_tolerance` that make the run degraded
             (`rnnzoo.zoo.degradation`); 0: never.
         degraded_tolerance: relative margin of the degradation rule.
+        stop_when_degraded: stop the run once it is degraded (else it goes
+            on, reported as degraded until it recovers).
         verbose: Keras progress bar (1), one line per round (2) or silent (0).
         jit_compile: compile each training step with XLA (`True`/`False`);
             `None`: Keras's `"auto"` (on only with a GPU). Hessian-free
@@ -169,6 +173,7 @@ class TrainConfig:
     max_seconds: float = 0.0
     degraded_patience: int = 3
     degraded_tolerance: float = 0.1
+    stop_when_degraded: bool = False
     verbose: int = 1
     jit_compile: bool | None = None
     mixed_precision: bool = False
@@ -280,19 +285,18 @@ class _RoundEnd(keras.callbacks.Callback):
             # Keras logs the round's running mean; this step's own loss follows from two of them.
             step_loss = (batch + 1) * run.last_train_loss - batch * self.round_mean
             self.round_mean = run.last_train_loss
-            found = run.train_loss_monitor.update(run.step, step_loss)
-            if found is not None:
-                run.degradation = found
+            run.train_loss_degradation = run.train_loss_monitor.update(run.step, step_loss)
         out_of_time = (run.config.max_seconds
                        and time.monotonic() - run.start > run.config.max_seconds)
-        if run.diverged or run.degradation or run.step >= run.config.train_steps or out_of_time:
+        stop_degraded = run.config.stop_when_degraded and run.train_loss_degradation is not None
+        if run.diverged or stop_degraded or run.step >= run.config.train_steps or out_of_time:
             self.model.stop_training = True
         elif run.config.eval_seconds and time.monotonic() - run.evaluated_at > run.config.eval_seconds:
-            if run.finish_round() or run.degradation:
+            if run.finish_round():
                 self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.run.diverged or self.run.finish_round() or self.run.degradation:
+        if self.run.diverged or self.run.finish_round():
             self.model.stop_training = True
 
 
@@ -315,6 +319,7 @@ class _Run:
         self.first_evaluation = len(self.history)  # the degradation rule judges evaluations from here
         self.best = state.get("best")
         self.degradation = None
+        self.train_loss_degradation = None
         self.train_loss_monitor = TrainLossMonitor(config.degraded_patience, config.degraded_tolerance)
         self.extra = state.get("extra", {})
         self.start = start
@@ -424,10 +429,9 @@ class _Run:
         if improved:
             self.best = {key: value for key, value in entry.items()
                          if key not in ("train_seconds", "cpu_seconds")}
-        if self.degradation is None:
-            self.degradation = heldout_degradation(self.history, self.first_evaluation,
-                                                   evaluation.primary_metric(self.built),
-                                                   self.config.degraded_patience, self.config.degraded_tolerance)
+        self.degradation = heldout_degradation(
+            self.history, self.first_evaluation, evaluation.primary_metric(self.built),
+            self.config.degraded_patience, self.config.degraded_tolerance) or self.train_loss_degradation
         with self.writer.as_default(step=self.step):
             for key, value in entry.items():
                 if key not in ("step", "wall_time_s", "cpu_seconds", "train_seconds", "success") \
@@ -443,7 +447,8 @@ class _Run:
             print(f"step {self.step}: {shown}", flush=True)
         if self.degradation is not None and self.config.verbose:
             print(degradation_message(self.metrics), flush=True)
-        return self.config.early_stop and entry["success"]
+        stop_degraded = self.config.stop_when_degraded and self.degradation is not None
+        return bool(stop_degraded or (self.config.early_stop and entry["success"]))
 
 
 def _format(value):
@@ -509,9 +514,9 @@ def degradation_message(metrics):
     if not metrics or not metrics.get("degraded"):
         return None
     return (
-        f"degraded: {metrics['degradation']}; stopped at step {metrics['step']}. The best checkpoint (step "
-        f"{metrics['best_step']}) is what rnnzoo-export exports; a re-run resumes from the last one: lower "
-        "--learning_rate or set --clip_norm"
+        f"degraded: {metrics['degradation']} (evaluated at step {metrics['step']}). The best checkpoint "
+        f"(step {metrics['best_step']}) is what rnnzoo-export exports; a re-run resumes from the last one: "
+        "lower --learning_rate or set --clip_norm"
     )
 
 
