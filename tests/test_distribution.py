@@ -111,8 +111,8 @@ def test_two_local_workers_train_checkpoint_once_resume_and_agree_with_one_proce
     assert results[0] == results[1]  # both workers hold the same model at every step
     _assert_matches_single_device(results[0], single)
     for run in ("momentum", "hf"):  # one checkpoint, written by the chief only
-        assert sorted(os.listdir(base / run)) == ["checkpoint.json", "metrics.json", "model.keras",
-                                                  "tensorboard"]
+        assert sorted(os.listdir(base / run)) == ["best_model.keras", "checkpoint.json", "metrics.json",
+                                                  "model.keras", "tensorboard"]
         with open(base / run / "checkpoint.json") as f:
             assert json.load(f)["step"] == {"momentum": 4, "hf": 4}[run]
 
