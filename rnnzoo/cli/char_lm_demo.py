@@ -13,6 +13,8 @@ import time
 
 import keras
 
+from rnnzoo.zoo.degradation import StepLosses
+
 LN2 = math.log(2.0)
 EVAL_SECONDS = 20.0
 """The demo evaluates held-out bits/char (and keeps the best checkpoint) this often."""
@@ -40,13 +42,11 @@ class TimeProgress(keras.callbacks.Callback):
         self.start = time.monotonic()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.round_mean, self.round_steps = 0.0, 0
+        self.step_losses = StepLosses()
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1
-        mean = float((logs or {}).get("loss", float("nan")))
-        step_bits = ((self.round_steps + 1) * mean - self.round_steps * self.round_mean) / LN2
-        self.round_mean, self.round_steps = mean, self.round_steps + 1
+        step_bits = self.step_losses.update(batch, float((logs or {}).get("loss", float("nan")))) / LN2
         self.train_bits = step_bits if self.train_bits is None else 0.98 * self.train_bits + 0.02 * step_bits
         if self.steps % 10 == 0:
             self._read_heldout()

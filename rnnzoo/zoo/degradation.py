@@ -69,6 +69,20 @@ def heldout_degradation(history, first_index, metric, patience, tolerance):
         f"step {best['step']}: worse by more than {tolerance:.0%} at each of the last {patience} evaluations"))
 
 
+class StepLosses:
+    """Each step's own training loss within a Keras epoch, from the running means Keras logs:
+    the mean after batch b is m_b, so batch b's loss is (b + 1) m_b - b m_{b-1}. Make one per epoch."""
+
+    def __init__(self):
+        self.mean = 0.0
+
+    def update(self, batch, mean):
+        """The loss of `batch` (0-based within the epoch) whose running mean Keras logs as `mean`."""
+        loss = (batch + 1) * mean - batch * self.mean
+        self.mean = mean
+        return loss
+
+
 class TrainLossMonitor:
     """The training-loss rule of the module docstring, fed one step's loss at a time."""
 

@@ -46,7 +46,7 @@ import tensorflow as tf
 
 from rnnzoo.zoo import distribution, evaluation, registry
 from rnnzoo.zoo.checkpoint import Checkpointer, model_file
-from rnnzoo.zoo.degradation import TrainLossMonitor, heldout_degradation
+from rnnzoo.zoo.degradation import StepLosses, TrainLossMonitor, heldout_degradation
 from rnnzoo.zoo.position_weights import per_position_mean
 from rnnzoo.zoo.optimizer_factory import (
     DEFAULT_CLIP_NORM,
@@ -220,23 +220,21 @@ def resolve_config(config):
     return dataclasses.replace(config, task=task, task_options=dict(config.task_options), **unset)
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+def _integer_at_least(name, value, minimum=1, meaning=""):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {kind}{meaning}, got {value!r}.")
 
 
 def check_config(config):
     """Raises a ValueError naming the first invalid field of `config`."""
     check_optimizer_settings(config)
     for name in ("batch_size", "train_steps", "eval_every"):
-        _positive_int(name, getattr(config, name))
+        _integer_at_least(name, getattr(config, name))
     if not config.eval_seconds >= 0:
         raise ValueError(f"eval_seconds must be >= 0 (0: evaluate every eval_every steps only), got "
                          f"{config.eval_seconds!r}.")
-    if isinstance(config.degraded_patience, bool) or not isinstance(config.degraded_patience, (int, np.integer)) \
-            or config.degraded_patience < 0:
-        raise ValueError(f"degraded_patience must be an integer >= 0 (0: never stop as degraded), got "
-                         f"{config.degraded_patience!r}.")
+    _integer_at_least("degraded_patience", config.degraded_patience, 0, " (0: never degraded)")
     if not config.degraded_tolerance > 0:
         raise ValueError(f"degraded_tolerance must be > 0 (e.g. 0.1: 10% worse than the best), got "
                          f"{config.degraded_tolerance!r}.")
@@ -267,7 +265,7 @@ class _RoundEnd(keras.callbacks.Callback):
         self.run = run
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.round_mean = 0.0
+        self.step_losses = StepLosses()
 
     def on_train_batch_begin(self, batch, logs=None):
         self.step_started = time.monotonic()
@@ -282,9 +280,7 @@ class _RoundEnd(keras.callbacks.Callback):
         if run.last_train_loss is not None and not math.isfinite(run.last_train_loss):
             run.diverge(f"training loss {run.last_train_loss}")
         elif run.last_train_loss is not None:
-            # Keras logs the round's running mean; this step's own loss follows from two of them.
-            step_loss = (batch + 1) * run.last_train_loss - batch * self.round_mean
-            self.round_mean = run.last_train_loss
+            step_loss = self.step_losses.update(batch, run.last_train_loss)
             run.train_loss_degradation = run.train_loss_monitor.update(run.step, step_loss)
         out_of_time = (run.config.max_seconds
                        and time.monotonic() - run.start > run.config.max_seconds)
@@ -425,12 +421,13 @@ class _Run:
             **result,
         }
         self.history.append(entry)
-        improved = evaluation.improves(entry, self.best, evaluation.primary_metric(self.built))
+        primary = evaluation.primary_metric(self.built)
+        improved = evaluation.improves(entry, self.best, primary)
         if improved:
             self.best = {key: value for key, value in entry.items()
                          if key not in ("train_seconds", "cpu_seconds")}
         self.degradation = heldout_degradation(
-            self.history, self.first_evaluation, evaluation.primary_metric(self.built),
+            self.history, self.first_evaluation, primary,
             self.config.degraded_patience, self.config.degraded_tolerance) or self.train_loss_degradation
         with self.writer.as_default(step=self.step):
             for key, value in entry.items():
