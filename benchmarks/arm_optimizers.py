@@ -27,7 +27,7 @@ from output import write_json  # noqa: E402  (benchmarks/output.py)
 
 from rnnzoo import Model  # noqa: E402
 from rnnzoo.optimizers import LBFGS, AugmentedHessianFree, HessianFree  # noqa: E402
-from rnnzoo.zoo.closed_loop import INPUT_NAMES, ClosedLoop, closed_loop_model  # noqa: E402
+from rnnzoo.zoo.arm_controller.closed_loop import INPUT_NAMES, ClosedLoop, closed_loop_model  # noqa: E402
 
 flags.DEFINE_integer("units", 32, "Units per controller layer (thesis §6.4: 100).")
 flags.DEFINE_integer("warmup", 2, "Untimed iterations first (the first traces).")

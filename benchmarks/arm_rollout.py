@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from output import write_json  # noqa: E402  (benchmarks/output.py)
 
 from rnnzoo.control import CenterOut, TwoLinkArm, rollout  # noqa: E402
-from rnnzoo.zoo.closed_loop import ArmController  # noqa: E402
+from rnnzoo.zoo.arm_controller.closed_loop import ArmController  # noqa: E402
 
 flags.DEFINE_integer("units", 100, "Units per controller layer (thesis §6.4: 100).")
 flags.DEFINE_integer("steps", 40, "Horizon T (centre-out: 40).")

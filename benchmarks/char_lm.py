@@ -2,7 +2,7 @@
 
 On the default corpus (the Python standard library's source), trains char_mrnn,
 char_rnn and char_lstm with the same number of parameters, each through the
-shared training loop (`rnnzoo.zoo.training.train`, as `rnnzoo-train`) with the
+shared training loop (`rnnzoo.training.loop.train`, as `rnnzoo-train`) with the
 same wall-clock budget (`max_seconds`: tracing and held-out evaluations
 included), and reports:
 
@@ -32,8 +32,8 @@ from absl import app, flags  # noqa: E402
 
 from rnnzoo.export import export_char_lm  # noqa: E402
 from rnnzoo.zoo import char_lm  # noqa: E402
-from rnnzoo.zoo.training import TrainConfig, train  # noqa: E402
-from rnnzoo.zoo import text_evaluation  # noqa: E402
+from rnnzoo.training.loop import TrainConfig, train  # noqa: E402
+from rnnzoo.zoo.char_lm import text_evaluation  # noqa: E402
 from rnnzoo.data.char_tokenizer import START  # noqa: E402
 
 flags.DEFINE_float("seconds", 150.0, "Wall-clock budget per model (rnnzoo-train's --max_seconds).")

@@ -21,8 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from output import write_json  # noqa: E402  (benchmarks/output.py)
 
 from rnnzoo.machine import machine_description  # noqa: E402
-from rnnzoo.zoo import distribution  # noqa: E402
-from rnnzoo.zoo.training import TrainConfig, train  # noqa: E402
+from rnnzoo.training import distribution  # noqa: E402
+from rnnzoo.training.loop import TrainConfig, train  # noqa: E402
 
 
 def seconds_per_step(optimizer, strategy, steps, seq_len, batch_size, root):

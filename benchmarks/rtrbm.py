@@ -24,7 +24,7 @@ from output import write_json  # noqa: E402  (benchmarks/output.py)
 
 from rnnzoo.data.bouncing_balls import BouncingBalls  # noqa: E402
 from rnnzoo.machine import machine_description  # noqa: E402
-from rnnzoo.zoo.rtrbm import RTRBMConfig, build_model  # noqa: E402
+from rnnzoo.zoo.rtrbm.model import RTRBMConfig, build_model  # noqa: E402
 
 ANCHOR = "keras.SimpleRNN(400) + Dense(900), BPTT"
 

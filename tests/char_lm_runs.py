@@ -1,7 +1,7 @@
-"""Char LMs trained for tests through the shared training loop (`rnnzoo.zoo.training.train`)."""
+"""Char LMs trained for tests through the shared training loop (`rnnzoo.training.loop.train`)."""
 
 from rnnzoo.zoo import char_lm
-from rnnzoo.zoo.training import TrainConfig, train
+from rnnzoo.training.loop import TrainConfig, train
 
 
 def train_char_lm(run_dir, corpus_path, model="char_mrnn", steps=100, seq_len=30, context=10,

@@ -20,8 +20,8 @@ import tensorflow as tf
 
 import rnnzoo
 from rnnzoo.optimizers import HessianFree
-from rnnzoo.zoo import distribution
-from rnnzoo.zoo.training import TrainConfig, train
+from rnnzoo.training import distribution, registry
+from rnnzoo.training.loop import TrainConfig, train
 
 RUNS = {  # name: (optimizer, steps, model_dir name)
     "momentum": ("momentum", 4, "momentum"),
@@ -50,32 +50,17 @@ def histories(base, strategy):
 
 
 def family_runs(base):
-    """A few steps of every family but the pathological one, with its recipe's optimizer
-    settings (gradient clipping for the char LM and seq2seq), each as `(TrainConfig fields,
-    family options)`; the corpora are written into `base`."""
-    text = os.path.join(base, "text.txt")
-    with open(text, "w") as f:
-        f.write("def f(x):\n    return x + 1\n" * 200)
-    pairs = os.path.join(base, "pairs.tsv")
-    with open(pairs, "w") as f:
-        f.write("\n".join([f"the {c} file {n} is open\tle fichier {c} {n} est ouvert"
-                           for n in ("one", "two", "three", "four") for c in ("red", "blue", "green")] * 3))
-    return {
-        "deep_lstm": (dict(model="deep_lstm", task="digits", batch_size=16, optimizer="momentum"),
-                      dict(units=8, layers=2)),
-        "deep_autoencoder": (dict(model="deep_autoencoder", task="digits", batch_size=16, optimizer="nag",
-                                  learning_rate=0.005), dict(encoder_sizes="16,4")),
-        "char_lstm": (dict(model="char_lstm", seq_len=20, batch_size=8, early_stop=False),
-                      dict(corpus=text, context=5, units=16)),
-        "seq2seq": (dict(model="seq2seq", batch_size=8, optimizer="momentum", learning_rate=0.5),
-                    dict(corpus=pairs, vocab_size=40, units=16, embedding_dim=8, max_decode_length=12)),
-        "arm_controller": (dict(model="arm_controller", task="center_out", seq_len=4), dict(units=4)),
-        "arm_controller_hf": (dict(model="arm_controller", task="center_out", seq_len=4, optimizer="hf",
-                                   hf_max_cg_iterations=4), dict(units=4)),
-        "rtrbm": (dict(model="rtrbm", optimizer="momentum", batch_size=2, seq_len=8),
-                  dict(units=12, pretrain_steps=3, pretrain_sequences=2, pretrain_batch_size=10,
-                       initial_cd_updates=2, initial_cd_steps=1, cd_steps=2, prediction_gibbs_steps=2)),
-    }
+    """A few steps of every family's smallest configuration (`Family.smallest`, with its recipe's
+    optimizer settings: gradient clipping for the char LM and seq2seq) but the pathological one's,
+    which the runs above cover, and the arm controller with HF too: {name: (TrainConfig fields,
+    family options)}; the families' data is written into `base`."""
+    runs = {}
+    for family in registry.load_families().values():
+        if family.name != "pathological":
+            runs[family.name] = family.smallest(base)
+    fields, options = runs["arm_controller"]
+    runs["arm_controller_hf"] = (dict(fields, optimizer="hf", hf_max_cg_iterations=4), options)
+    return runs
 
 
 def family_histories(base, strategy):

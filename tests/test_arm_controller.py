@@ -13,9 +13,9 @@ import tensorflow as tf
 from rnnzoo.cli import train as train_cli
 from rnnzoo.control import TwoLinkArm, make_task, rollout
 from rnnzoo.optimizers import gauss_newton_product
-from rnnzoo.zoo.arm_controller import ArmControllerConfig, task_options
-from rnnzoo.zoo.closed_loop import ArmController, ClosedLoop, closed_loop_model
-from rnnzoo.zoo.training import TrainConfig, build_run
+from rnnzoo.zoo.arm_controller.model import ArmControllerConfig, task_options
+from rnnzoo.zoo.arm_controller.closed_loop import ArmController, ClosedLoop, closed_loop_model
+from rnnzoo.training.loop import TrainConfig, build_run
 
 
 def _inputs(layer, size, seed=0, dtype=np.float32):

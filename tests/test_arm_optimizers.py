@@ -12,9 +12,9 @@ import pytest
 from rnnzoo import Model
 from rnnzoo.cli import train as train_cli
 from rnnzoo.optimizers import LBFGS, AugmentedHessianFree
-from rnnzoo.zoo.closed_loop import INPUT_NAMES, ClosedLoop, closed_loop_model
-from rnnzoo.zoo.optimizer_factory import make_optimizer
-from rnnzoo.zoo.training import TrainConfig
+from rnnzoo.zoo.arm_controller.closed_loop import INPUT_NAMES, ClosedLoop, closed_loop_model
+from rnnzoo.training.optimizer_factory import make_optimizer
+from rnnzoo.training.loop import TrainConfig
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ import tensorflow as tf
 
 from rnnzoo.data.char_corpus import load_corpus
 from rnnzoo.zoo import char_lm
-from rnnzoo.zoo import text_evaluation
+from rnnzoo.zoo.char_lm import text_evaluation
 from rnnzoo.data.char_tokenizer import START
 from rnnzoo.decoding import TextModel
-from rnnzoo.zoo.char_lm import CharLMConfig
+from rnnzoo.zoo.char_lm.model import CharLMConfig
 from tests.char_lm_runs import train_char_lm
 
 SENTENCES = "the cat sat on the mat. a dog ran to the log. "
@@ -290,7 +290,7 @@ def test_models_use_sparse_recurrent_init_and_token_ids(corpus):
 
 
 def test_registry_build_reports_heldout_bits_per_char(corpus, tmp_path):
-    from rnnzoo.zoo.training import TrainConfig
+    from rnnzoo.training.loop import TrainConfig
 
     path = tmp_path / "tiny.txt"
     path.write_text(SENTENCES * 40, encoding="utf-8")

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from rnnzoo.cli import train as train_cli
-from rnnzoo.zoo.training import TrainConfig, resolve_config
+from rnnzoo.training.loop import TrainConfig, resolve_config
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -97,7 +97,7 @@ def test_options_of_another_model_family_are_refused(tmp_path, parse_flags, caps
 
 
 def test_evaluate_without_a_checkpoint_names_the_directory(tmp_path):
-    from rnnzoo.zoo.training import evaluate_checkpoint
+    from rnnzoo.training.loop import evaluate_checkpoint
 
     with pytest.raises(ValueError, match=f"No checkpoint in '{tmp_path}'"):
         evaluate_checkpoint(str(tmp_path))
@@ -166,7 +166,7 @@ def _train_tiny(parse_flags, capsys, model_dir, *flags):
 
 def test_mixed_precision_builds_mixed_float16_models_but_hf_keeps_float32(tmp_path, parse_flags,
                                                                           capsys):
-    from rnnzoo.zoo.checkpoint import Checkpointer
+    from rnnzoo.training.checkpoint import Checkpointer
 
     for optimizer, policy in (("adam", "mixed_float16"), ("hf", "float32")):
         model_dir = str(tmp_path / optimizer)
@@ -179,7 +179,7 @@ def test_mixed_precision_builds_mixed_float16_models_but_hf_keeps_float32(tmp_pa
 
 
 def test_hf_flags_reach_the_optimizer_and_a_resumed_run_keeps_them(tmp_path, parse_flags, capsys):
-    from rnnzoo.zoo.checkpoint import Checkpointer
+    from rnnzoo.training.checkpoint import Checkpointer
 
     model_dir = str(tmp_path / "hf")
     _train_tiny(parse_flags, capsys, model_dir, "--optimizer=hf", "--hf_damping=2",

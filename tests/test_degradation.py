@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 from rnnzoo.export import export_run
-from rnnzoo.zoo.degradation import STEPS_PER_PATIENCE, WARMUP_STEPS, TrainLossMonitor, heldout_degradation
-from rnnzoo.zoo.training import TrainConfig, degradation_message, evaluate_checkpoint, train
+from rnnzoo.training.degradation import STEPS_PER_PATIENCE, WARMUP_STEPS, TrainLossMonitor, heldout_degradation
+from rnnzoo.training.loop import TrainConfig, degradation_message, evaluate_checkpoint, train
 
 BITS = ("bits_per_char", "lower")
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnzoo.zoo import distribution
-from rnnzoo.zoo.training import TrainConfig, check_config
+from rnnzoo.training import distribution
+from rnnzoo.training.loop import TrainConfig, check_config
 from tests import distributed_runs
 
 RUNS_SCRIPT = os.path.join(os.path.dirname(__file__), "distributed_runs.py")

@@ -18,7 +18,7 @@ from rnnzoo.control import TwoLinkArm, rollout
 from rnnzoo.export import export_run, read_warmup_requests
 from rnnzoo.serving import Client, ModelServer, ServerOptions
 from rnnzoo.zoo.arm_controller import closed_loop_layer
-from rnnzoo.zoo.training import TrainConfig, train
+from rnnzoo.training.loop import TrainConfig, train
 
 UNITS, STEPS, DELAY = 4, 6, 2
 START = np.array([[0.785, 1.571, 0.0, 0.0], [0.6, 1.2, 0.1, -0.2]], np.float32)

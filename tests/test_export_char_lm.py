@@ -21,9 +21,9 @@ from rnnzoo.export import (
     save_for_serving,
 )
 from rnnzoo.zoo import char_lm
-from rnnzoo.zoo import text_evaluation
+from rnnzoo.zoo.char_lm import text_evaluation
 from rnnzoo.data.char_tokenizer import START
-from rnnzoo.zoo.char_lm import CharLMConfig
+from rnnzoo.zoo.char_lm.model import CharLMConfig
 from tests.char_lm_runs import train_char_lm
 
 TEXT = "the cat sat on the mat. a dog ran to the log. "

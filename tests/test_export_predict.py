@@ -2,6 +2,7 @@
 as `serving_default`, loaded in a process without rnnzoo, served by rnnzoo-serve, errors."""
 
 import json
+import dataclasses
 import os
 import subprocess
 import sys
@@ -13,9 +14,8 @@ import pytest
 import tensorflow as tf
 
 from rnnzoo.export import ServingParityError, export_keras_model, export_run, run_family, write_export
-from rnnzoo.export.runs import EXPORTERS
-from rnnzoo.zoo import registry
-from rnnzoo.zoo.training import TrainConfig, train
+from rnnzoo.training import registry
+from rnnzoo.training.loop import TrainConfig, train
 
 SEQ_LEN = 20
 
@@ -131,8 +131,9 @@ def test_versions_warmup_and_errors_of_run_exports(resrnn_run, tmp_path):
 
 def test_a_family_without_exporter_is_named(resrnn_run, tmp_path, monkeypatch):
     run, _, _ = resrnn_run
-    monkeypatch.delitem(EXPORTERS, "pathological")
-    with pytest.raises(ValueError, match=r"family 'pathological'.*no exporter yet; write rnnzoo/export/pathological.py"):
+    family = registry.get_family("resrnn")
+    monkeypatch.setitem(registry._FAMILIES, "pathological", dataclasses.replace(family, export=None))
+    with pytest.raises(ValueError, match=r"family 'pathological'.*no exporter yet; declare one as its Family's `export`"):
         export_run(str(run), str(tmp_path / "b"))
 
 
@@ -177,7 +178,7 @@ def test_export_keras_model_in_python(tmp_path):
 
 @pytest.mark.parametrize("model_name", ["vlirnn", "mrnn"])
 def test_custom_layers_and_masked_variable_length_inputs_export(tmp_path, model_name):
-    from rnnzoo.zoo.training import build_run
+    from rnnzoo.training.loop import build_run
 
     _, built = build_run(TrainConfig(model=model_name, task="addition_thesis", seq_len=20, batch_size=4, test_size=8), units=8)
     x = next(iter(built.test_dataset))[0][:3].numpy()  # padded to 11T/10 steps behind a Masking layer

@@ -16,7 +16,7 @@ import pytest
 
 from rnnzoo.export import export_char_lm, export_run
 from tests.char_lm_runs import train_char_lm
-from rnnzoo.zoo.training import TrainConfig, train
+from rnnzoo.training.loop import TrainConfig, train
 
 pytestmark = pytest.mark.slow
 

@@ -19,9 +19,9 @@ import tensorflow as tf
 
 from rnnzoo.data.char_corpus import Vocabulary
 from rnnzoo.data.subword_tokenizer import SubwordTokenizer, train_sentencepiece
-from rnnzoo.export.char_lm import export_char_lm
-from rnnzoo.export.rtrbm import export_video_model
-from rnnzoo.export.translation import export_translator
+from rnnzoo.zoo.char_lm.export import export_char_lm
+from rnnzoo.zoo.rtrbm.export import export_video_model
+from rnnzoo.zoo.translation.export import export_translator
 from rnnzoo.layers import RTRBM
 from rnnzoo.zoo import char_lm, translation
 from tests.serving.conftest import free_port, wait_for

@@ -1,5 +1,5 @@
 """Every model family learns: a short run of its smallest configuration, with a fixed seed,
-improves its primary held-out metric (`rnnzoo.zoo.evaluation.primary_metric`) by a stated
+improves its primary held-out metric (`rnnzoo.training.evaluation.primary_metric`) by a stated
 margin over the value of the same initial model.
 
 The initial value is the evaluation of the model `build_run` builds for the run's config
@@ -18,8 +18,8 @@ import keras
 import numpy as np
 import pytest
 
-from rnnzoo.zoo import evaluation
-from rnnzoo.zoo.training import TrainConfig, build_run, train
+from rnnzoo.training import evaluation
+from rnnzoo.training.loop import TrainConfig, build_run, train
 
 TEXT = "the cat sat on the mat. a dog ran to the log. " * 60
 """The char-LM corpus (tests/test_char_lm.py's); its last 460 characters are held out."""

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rnnzoo.layers import ResRNN
-from rnnzoo.zoo import gradient_propagation as gp
+from rnnzoo.training import gradient_propagation as gp
 
 
 def _tiny_tanh_rnn(seed=0):

@@ -16,9 +16,9 @@ from rnnzoo.data.char_corpus import default_holdout_chars, load_corpus
 from rnnzoo.model import Model
 from rnnzoo.optimizers import NAG
 from rnnzoo.optimizers.momentum import Momentum
-from rnnzoo.zoo import evaluation, registry
-from rnnzoo.zoo.report import write_report
-from rnnzoo.zoo.training import TrainConfig, build_run, train
+from rnnzoo.training import evaluation, registry
+from rnnzoo.experiments.report import write_report
+from rnnzoo.training.loop import TrainConfig, build_run, train
 
 # ---------------------------------------------------------------- non-finite predictions
 
@@ -216,7 +216,7 @@ def test_nag_trains_the_resrnn_with_the_default_settings(tmp_path):
 
 
 def test_a_model_recipe_fills_only_unset_settings():
-    from rnnzoo.zoo.training import resolve_config
+    from rnnzoo.training.loop import resolve_config
 
     resolved = resolve_config(TrainConfig(model="irnn", model_dir="x"))
     assert resolved.clip_norm == 0.1 and resolved.learning_rate == 1e-3

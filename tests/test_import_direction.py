@@ -1,7 +1,10 @@
-"""Imports go one way (ARCHITECTURE.md, "Layout"): `export/` may import `zoo/`, never the reverse;
-`zoo/` never imports `export/`, `serving/` or `cli/`; `serving/` imports nothing else of rnnzoo;
-the building blocks (`data/`, `decoding/`, `layers/`, `optimizers/`, `initializers/`,
-`control/`) import none of `zoo/`, `export/`, `serving/`, `cli/`; nothing imports `cli/`. Read from the sources with `ast`, imports inside functions included."""
+"""Imports go one way (ARCHITECTURE.md, "Layout"): `cli -> experiments -> zoo -> export ->
+training -> the building blocks`. The building blocks (`data/`, `decoding/`, `layers/`,
+`optimizers/`, `initializers/`, `control/`) import none of the packages above them; `training/`
+imports no family (it finds them at run time, `rnnzoo.training.registry.load_families`), no
+export, experiment, server or binary; `export/` imports no family or experiment; `zoo/` imports no
+experiment, server or binary; `serving/` imports nothing else of rnnzoo; nothing imports `cli/`.
+Read from the sources with `ast`, imports inside functions included."""
 
 import ast
 import pathlib
@@ -11,16 +14,19 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "rnnzoo"
 
-_ABOVE_THE_BLOCKS = ("zoo", "export", "serving", "cli")
-
+_FORBIDDEN = {
+    **{block: ("training", "zoo", "export", "experiments", "serving", "cli")
+       for block in ("data", "decoding", "layers", "optimizers", "initializers", "control")},
+    "training": ("zoo", "export", "experiments", "serving", "cli"),
+    "export": ("zoo", "experiments", "cli"),
+    "zoo": ("experiments", "serving", "cli"),
+    "experiments": ("serving", "cli"),
+    "anything else": ("cli",),
+}
 RULES = {
-    **{block: (lambda target: target not in _ABOVE_THE_BLOCKS)
-       for block in ("data", "decoding", "layers", "optimizers", "initializers",
-                     "control")},
-    "zoo": lambda target: target not in ("export", "serving", "cli"),
-    "export": lambda target: target != "cli",
+    **{package: (lambda target, forbidden=forbidden: target not in forbidden)
+       for package, forbidden in _FORBIDDEN.items()},
     "serving": lambda target: False,
-    "anything else": lambda target: target != "cli",
 }
 """{package: may its modules import rnnzoo package `target`?} (its own package is always allowed)."""
 
@@ -61,12 +67,12 @@ def test_the_checker_sees_absolute_relative_and_function_level_imports(tmp_path,
     (tmp_path / "rnnzoo" / "zoo").mkdir(parents=True)
     (tmp_path / "rnnzoo" / "zoo" / "bad.py").write_text(
         "from rnnzoo.layers import MRNN\nfrom ..serving import Client\n\n"
-        "def f():\n    import rnnzoo.cli.demo\n    from rnnzoo.export.char_lm import x\n"
+        "def f():\n    import rnnzoo.cli.demo\n    from rnnzoo.experiments.runner import x\n"
     )
     assert violations("zoo") == [
         "rnnzoo/zoo/bad.py:2 imports rnnzoo.serving.Client",
         "rnnzoo/zoo/bad.py:5 imports rnnzoo.cli.demo",
-        "rnnzoo/zoo/bad.py:6 imports rnnzoo.export.char_lm.x",
+        "rnnzoo/zoo/bad.py:6 imports rnnzoo.experiments.runner.x",
     ]
 
 

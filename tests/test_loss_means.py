@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnzoo.zoo.checkpoint import Checkpointer
-from rnnzoo.zoo.position_weights import normalized, per_position_mean
-from rnnzoo.zoo.training import TrainConfig, build_run, train
+from rnnzoo.training.checkpoint import Checkpointer
+from rnnzoo.training.position_weights import normalized, per_position_mean
+from rnnzoo.training.loop import TrainConfig, build_run, train
 
 TEXT = "def f(x):\n    return x + 1\n\nclass A:\n    pass\n" * 40
 PAIRS = [(f"the {c} file {n} is open", f"le fichier {c} {n} est ouvert")

@@ -5,8 +5,9 @@ import os
 
 import pytest
 
-from rnnzoo.zoo import experiments
-from rnnzoo.zoo.training import TrainConfig
+from rnnzoo import experiments
+from rnnzoo.experiments import runner, thesis
+from rnnzoo.training.loop import TrainConfig
 
 ISSUE_EXPERIMENTS = ["thesis_table_7_3", "thesis_fig_4_1", "longer_rnns_resrnn",
                      "longer_rnns_vlirnn", "layerwise_adding", "layerwise_digits",
@@ -16,7 +17,7 @@ ISSUE_EXPERIMENTS = ["thesis_table_7_3", "thesis_fig_4_1", "longer_rnns_resrnn",
 
 def test_every_experiment_expands_into_runs_of_known_models_and_tasks():
     from rnnzoo.data import task_names
-    from rnnzoo.zoo.registry import get_family, model_names
+    from rnnzoo.training.registry import get_family, model_names
 
     assert sorted(experiments.experiment_names()) == sorted(ISSUE_EXPERIMENTS)
     for name in ISSUE_EXPERIMENTS:
@@ -36,7 +37,7 @@ def test_every_experiment_expands_into_runs_of_known_models_and_tasks():
 
 
 def test_thesis_schedule_is_scaled_from_50000_steps():
-    boundaries, values = experiments._thesis_schedule(5000)
+    boundaries, values = thesis._thesis_schedule(5000)
     assert boundaries == (150, 300, 600, 3000)
     assert values == (3e-5, 3e-4, 3e-3, 1e-3, 1e-4)
 
@@ -133,12 +134,12 @@ def test_runs_in_two_processes_give_the_numbers_of_runs_one_after_another(tmp_pa
 
 
 def test_a_time_budget_goes_to_the_runs_still_to_start():
-    budget = experiments._Budget(900.0, 3)
+    budget = runner._Budget(900.0, 3)
     first, second = budget.start(), budget.start()  # two runs at a time
     assert (first, second) == (300.0, 300.0)
     budget.finish(first, 100.0)  # solved early: its 200 s go to the last run
     assert budget.start() == pytest.approx(500.0)
-    unlimited = experiments._Budget(0.0, 2)
+    unlimited = runner._Budget(0.0, 2)
     assert (unlimited.start(), unlimited.start()) == (0.0, 0.0)
 
 
@@ -262,7 +263,7 @@ def test_report_tabulates_detail_metrics_and_labels_higher_is_better_curves(tmp_
                             "metric_directions": directions, **extra}}
                for label, extra in (("a", {"bleu_greedy": 2.5, "bleu_beam2_alpha0": 2.75}),
                                     ("b", {"bleu_greedy": 1.25}))]
-    from rnnzoo.zoo import report
+    from rnnzoo.experiments import report
 
     with open(report.write_report(experiment, "small", results, 60.0, str(tmp_path))) as f:
         text = f.read()

@@ -12,16 +12,16 @@ import keras
 import numpy as np
 import pytest
 
-from rnnzoo.zoo import experiments
-from rnnzoo.zoo.checkpoint import Checkpointer
-from rnnzoo.zoo.training import TrainConfig, train
+from rnnzoo import experiments
+from rnnzoo.training.checkpoint import Checkpointer
+from rnnzoo.training.loop import TrainConfig, train
 
 # Trains the run of argv[1] (TrainConfig fields as JSON) and holds it, without training further,
 # at the end of step argv[2] (after its last checkpoint) until it is killed.
 _KILLED_RUN = """
 import json, signal, sys
 import keras
-from rnnzoo.zoo.training import TrainConfig, train
+from rnnzoo.training.loop import TrainConfig, train
 
 class HoldAt(keras.callbacks.Callback):
     def __init__(self, step):

@@ -14,9 +14,9 @@ import pytest
 import tensorflow as tf
 
 from rnnzoo.data.bouncing_balls import BouncingBalls, render, trajectory, video
-from rnnzoo.zoo import registry
-from rnnzoo.zoo.rtrbm import RTRBMConfig, build_model
-from rnnzoo.zoo.training import TrainConfig, evaluate_checkpoint, train
+from rnnzoo.training import registry
+from rnnzoo.zoo.rtrbm.model import RTRBMConfig, build_model
+from rnnzoo.training.loop import TrainConfig, evaluate_checkpoint, train
 
 TINY = dict(units=12, pretrain_steps=3, pretrain_sequences=2, pretrain_batch_size=10, initial_cd_updates=2,
             initial_cd_steps=1, cd_steps=2, prediction_gibbs_steps=2)
@@ -107,7 +107,7 @@ def exported(trained_run):
     base = root / "serving"
     if not (base / "1").exists():
         export_run(config.model_dir, str(base), max_frames=50)
-    from rnnzoo.zoo.checkpoint import Checkpointer
+    from rnnzoo.training.checkpoint import Checkpointer
 
     return base, Checkpointer(config.model_dir).load_model().rbm
 

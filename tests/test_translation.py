@@ -16,7 +16,7 @@ from rnnzoo.export import export_run
 from rnnzoo.export.parity import SERVING_TEXT_OPS
 from rnnzoo.layers import ReversePadded
 from rnnzoo.zoo import translation
-from rnnzoo.zoo.training import TrainConfig, train
+from rnnzoo.training.loop import TrainConfig, train
 
 PAIRS = [(f"the {c} file {n} is open", f"le fichier {c} {n} est ouvert")
          for n in ("one", "two", "three", "four", "five", "six") for c in ("red", "blue", "green", "black")]
@@ -261,7 +261,7 @@ def test_bad_test_max_tokens_names_the_value_and_the_flag(value):
 @pytest.mark.skipif(not os.path.exists("/usr/share/wordnet/data.noun"),
                     reason="WordNet 3.0 is not installed (apt-get install wordnet-base wordnet-sense-index)")
 def test_an_english_target_adds_meteor_of_the_beam_translations(run, trained):
-    from rnnzoo.zoo.translation_meteor import meteor
+    from rnnzoo.zoo.translation.meteor import meteor
 
     _, model_dir, metrics = run
     assert "meteor" not in metrics  # a TSV corpus does not say its target is English

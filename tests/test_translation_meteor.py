@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from rnnzoo.zoo import translation
-from rnnzoo.zoo.translation_meteor import INSTALL, WORDNET_DIR, lexnames_from_manual, meteor, wordnet_reader
+from rnnzoo.zoo.translation.meteor import INSTALL, WORDNET_DIR, lexnames_from_manual, meteor, wordnet_reader
 
 needs_wordnet = pytest.mark.skipif(
     not os.path.exists(os.path.join(WORDNET_DIR, "data.noun")),
@@ -30,7 +30,7 @@ def test_hand_checked_scores_use_wordnet_synonyms_and_the_fragmentation_penalty(
 def test_the_generated_lexnames_list_wordnets_45_lexicographer_files():
     import gzip
 
-    from rnnzoo.zoo.translation_meteor import LEXNAMES_PAGE
+    from rnnzoo.zoo.translation.meteor import LEXNAMES_PAGE
 
     with gzip.open(LEXNAMES_PAGE, "rt") as f:
         lines = lexnames_from_manual(f.read())

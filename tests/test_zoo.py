@@ -12,9 +12,9 @@ import tensorflow as tf
 from rnnzoo.data import get_task
 from rnnzoo.optimizers import NAG, HessianFree
 from rnnzoo.optimizers.momentum import Momentum
-from rnnzoo.zoo import evaluation, layerwise_pretraining, registry
-from rnnzoo.zoo.optimizer_factory import make_optimizer
-from rnnzoo.zoo.training import TrainConfig, evaluate_checkpoint, train
+from rnnzoo.training import evaluation, layerwise_pretraining, registry
+from rnnzoo.training.optimizer_factory import make_optimizer
+from rnnzoo.training.loop import TrainConfig, evaluate_checkpoint, train
 
 FAST = dict(task="addition", seq_len=12, batch_size=16, test_size=200, eval_every=10, verbose=0)
 
@@ -289,7 +289,7 @@ def test_deep_autoencoder_reports_training_squared_error(tmp_path):
 
 
 def test_interrupted_checkpoint_keeps_the_previous_one(tmp_path):
-    from rnnzoo.zoo.checkpoint import Checkpointer
+    from rnnzoo.training.checkpoint import Checkpointer
 
     inputs = keras.Input((2,))
     model = keras.Model(inputs, keras.layers.Dense(1)(inputs))

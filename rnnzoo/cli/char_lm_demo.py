@@ -13,7 +13,7 @@ import time
 
 import keras
 
-from rnnzoo.zoo.degradation import StepLosses
+from rnnzoo.training.degradation import StepLosses
 
 LN2 = math.log(2.0)
 EVAL_SECONDS = 20.0
@@ -76,7 +76,7 @@ def char_lm_demo(minutes=3.0, units=128, seq_len=100, batch_size=32, max_chars=1
                  export_base=None, prompt="def ", seed=0, out=sys.stdout):
     """Trains a small char_mrnn on the standard library's source for `minutes`, exports, serves, queries.
 
-    The run goes through the shared training loop (`rnnzoo.zoo.training.train`,
+    The run goes through the shared training loop (`rnnzoo.training.loop.train`,
     as `rnnzoo-train --model=char_mrnn`), evaluating held-out bits/char every
     `EVAL_SECONDS` and keeping the best checkpoint; `rnnzoo.export.export_run`
     writes the best checkpoint as a SavedModel, the in-process
@@ -87,12 +87,12 @@ def char_lm_demo(minutes=3.0, units=128, seq_len=100, batch_size=32, max_chars=1
     """
     from rnnzoo.export import export_run
     from rnnzoo.serving import Client, ModelServer, ServerOptions
-    from rnnzoo.zoo.checkpoint import Checkpointer
-    from rnnzoo.zoo.training import TrainConfig, train
+    from rnnzoo.training.checkpoint import Checkpointer
+    from rnnzoo.training.loop import TrainConfig, train
 
     run_dir = tempfile.mkdtemp(prefix="char_mrnn_run_")
     seconds = minutes * 60
-    # Adam with the char_mrnn recipe (`rnnzoo.zoo.char_lm.MRNN_RECIPE`: learning rate
+    # Adam with the char_mrnn recipe (`rnnzoo.zoo.char_lm.model.MRNN_RECIPE`: learning rate
     # 3e-3 / (1 + step / 1000), clipping 1), whose decay does not depend on how many steps the
     # time budget allows (docs/char_lm.md).
     config = TrainConfig(model="char_mrnn", optimizer="adam", seq_len=seq_len, batch_size=batch_size,

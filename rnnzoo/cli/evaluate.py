@@ -39,8 +39,8 @@ def main(argv):
         print("rnnzoo-evaluate: --model_dir is required (an rnnzoo-train run directory).",
               file=sys.stderr)
         sys.exit(2)
-    from rnnzoo.zoo import registry
-    from rnnzoo.zoo.training import evaluate_checkpoint
+    from rnnzoo.training import registry
+    from rnnzoo.training.loop import evaluate_checkpoint
 
     try:
         result = evaluate_checkpoint(FLAGS.model_dir, task=FLAGS.task, seq_len=FLAGS.seq_len,

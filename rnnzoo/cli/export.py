@@ -8,7 +8,7 @@ family's exporter (`rnnzoo.export.export_run`): char LMs get `generate` (= `serv
 `score` (docs/char_lm.md), seq2seq runs `translate`, arm controllers `control_step` and
 `control_sequence`, RTRBM/TRBM runs `next_frame` and `generate_frames`, pathological-problem,
 sequence-classifier and autoencoder runs the `predict` contract as `serving_default` (the Keras
-model's inputs -> outputs). It exports the run's best checkpoint (`best_model.keras`; runs without
+model's inputs -> outputs). Every option of a family's exporter is a flag of the same name. It exports the run's best checkpoint (`best_model.keras`; runs without
 one: the last), or with `--checkpoint=last` its last one. `--max_generate`, `--max_frames`, `--max_beam_width` and
 `--max_decode_length` set the caps of the size arguments (docs/serving.md, "Size caps"). Writes `<export_base>/<version>/` with warmup records once the serving-parity and
 signature-contract checks pass, and prints that directory. `--check_only=DIR` runs the
@@ -26,22 +26,27 @@ from absl import app, flags  # noqa: E402
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Directory of a trained model (rnnzoo-train --model_dir).")
 _EXPORT_BASE = flags.DEFINE_string("export_base", None, "TF Serving base path; the export goes to <export_base>/<version>.")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: one more than the largest existing).")
-_SIZE_CAPS = (
-    flags.DEFINE_integer(
-        "max_generate", None, "Char-LM runs: largest max_length the generate signature accepts (default 4096)."
-    ),
-    flags.DEFINE_integer(
-        "max_frames", None, "RTRBM/TRBM runs: largest num_frames the generate_frames signature accepts (default 1000)."
-    ),
-    flags.DEFINE_integer(
-        "max_beam_width", None, "Seq2seq runs: largest beam_width the translate signature accepts (default: the run's)."
-    ),
-    flags.DEFINE_integer(
-        "max_decode_length", None,
-        "Seq2seq runs: largest max_length (target pieces) the translate signature accepts (default: the run's).",
-    ),
-)
-"""The exporters' size caps: a request above one is INVALID_ARGUMENT before anything is allocated."""
+
+
+def _define_exporter_flags():
+    """One flag per option of every family's exporter (`Family.export_options`: the size caps
+    of its signatures); unset: the exporter's default."""
+    from rnnzoo.training import registry
+
+    owners = {}
+    for family in registry.load_families().values():
+        for name, default in family.export_options().items():
+            owners.setdefault(name, []).append((family.name, default))
+    return [
+        flags.DEFINE_integer(name, None, "; ".join(
+            f"{family} runs: default {'the run' + chr(39) + 's' if default is None else default}"
+            for family, default in users) + " (docs/serving.md, size caps)")
+        for name, users in sorted(owners.items())
+    ]
+
+
+_EXPORTER_FLAGS = _define_exporter_flags()
+"""The exporters' options: a request above a size cap is INVALID_ARGUMENT before anything is allocated."""
 _CHECKPOINT = flags.DEFINE_enum("checkpoint", "best", ["best", "last"],
                                 "Which checkpoint of the run to export: its best evaluation or its last step.")
 _CHECK_ONLY = flags.DEFINE_string("check_only", None, "Only run the serving-parity check on this SavedModel directory.")
@@ -59,7 +64,7 @@ def main(argv):
             return 0
         if not _MODEL_DIR.value or not _EXPORT_BASE.value:
             raise app.UsageError("pass --model_dir=<trained model> and --export_base=<serving base path>")
-        options = {cap.name: cap.value for cap in _SIZE_CAPS if cap.value is not None}
+        options = {flag.name: flag.value for flag in _EXPORTER_FLAGS if flag.value is not None}
         print(export_run(_MODEL_DIR.value, _EXPORT_BASE.value, _VERSION.value, checkpoint=_CHECKPOINT.value,
                          **options))
     except (ServingParityError, ValueError) as error:

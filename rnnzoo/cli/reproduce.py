@@ -8,7 +8,7 @@
 Writes `<output_dir>/<experiment>/report.md` (ours vs the paper's number,
 seeds, wall time), `curves.png`, `results.json` and the runs' model dirs
 under `runs/` (or `--work_dir`). `--resume` continues the runs kept there
-(a campaign longer than one process); see `rnnzoo.zoo.experiments`.
+(a campaign longer than one process); see `rnnzoo.experiments.runner`.
 """
 
 import sys
@@ -19,7 +19,7 @@ quiet_tensorflow()
 
 from absl import app, flags  # noqa: E402
 
-from rnnzoo.zoo import experiments  # noqa: E402
+from rnnzoo import experiments  # noqa: E402
 
 flags.DEFINE_string("experiment", None, "Experiment name (see --list).")
 flags.DEFINE_enum("scale", "small", list(experiments.SCALES),

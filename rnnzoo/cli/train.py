@@ -4,7 +4,7 @@
         --learning_rate=1e-3 --clip_norm=0.1 --batch_size=16 --train_steps=20000 \
         --model_dir=/tmp/irnn_add100
 
-Flags map 1:1 onto `rnnzoo.zoo.training.TrainConfig`; the model family's
+Flags map 1:1 onto `rnnzoo.training.loop.TrainConfig`; the model family's
 options (e.g. `--units`, `--num_scopes`) onto its config dataclass (unset:
 the family default). Re-running with the same `--model_dir` resumes from its
 checkpoint; a larger `--train_steps` continues. `--flagfile` works.
@@ -32,9 +32,9 @@ quiet_tensorflow()
 from absl import app, flags  # noqa: E402
 
 from rnnzoo.optimizers.hessian_free import CG_WARM_STARTS, EVALUATION_BATCHES  # noqa: E402
-from rnnzoo.zoo import distribution, registry  # noqa: E402
-from rnnzoo.zoo.optimizer_factory import MOMENTUM_SCHEDULES, OPTIMIZERS  # noqa: E402
-from rnnzoo.zoo.training import TrainConfig  # noqa: E402
+from rnnzoo.training import distribution, registry  # noqa: E402
+from rnnzoo.training.optimizer_factory import MOMENTUM_SCHEDULES, OPTIMIZERS  # noqa: E402
+from rnnzoo.training.loop import TrainConfig  # noqa: E402
 
 _DEFAULTS = TrainConfig()
 
@@ -229,7 +229,7 @@ def main(argv):
     if len(argv) > 1:
         _fail(f"unexpected arguments {argv[1:]}; all options are --flags.")
     config, options = config_from_flags()
-    from rnnzoo.zoo.training import degradation_message, divergence_message, train
+    from rnnzoo.training.loop import degradation_message, divergence_message, train
 
     try:
         if FLAGS.logical_cpu_devices:

@@ -26,7 +26,7 @@ def translation_demo(steps=300, corpus="gettext:fr", units=128, vocab_size=2000,
     """
     from rnnzoo.export import export_run
     from rnnzoo.serving import Client, ModelServer, ServerOptions
-    from rnnzoo.zoo.training import TrainConfig, train
+    from rnnzoo.training.loop import TrainConfig, train
 
     run_dir = tempfile.mkdtemp(prefix="seq2seq_run_")
     config = TrainConfig(model="seq2seq", optimizer="adam", learning_rate=learning_rate, batch_size=batch_size,

@@ -46,7 +46,7 @@ def rollout(controller, arm, batch=None, *, initial_state=None, target=None, ste
 
     Args:
         controller: has `step(observation, target, state) -> (torque, state)` and
-            `initial_state(batch_size, dtype)` (e.g. `rnnzoo.zoo.arm_controller.ArmController`).
+            `initial_state(batch_size, dtype)` (e.g. `rnnzoo.zoo.arm_controller.model.ArmController`).
         arm: a `rnnzoo.control.TwoLinkArm`.
         batch: a `rnnzoo.control.ReachBatch` (its task's `delay` must be passed separately),
             or `None` and the tensors below.

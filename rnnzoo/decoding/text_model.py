@@ -1,7 +1,7 @@
 """A character language model's text interface in TensorFlow ops: scoring and sampling.
 
-`TextModel` is what the char-LM export serves (`rnnzoo.export.char_lm`) and
-what its evaluations use (`rnnzoo.zoo.text_evaluation`): the same graph
+`TextModel` is what the char-LM export serves (`rnnzoo.zoo.char_lm.export`) and
+what its evaluations use (`rnnzoo.zoo.char_lm.text_evaluation`): the same graph
 behind both, so served and evaluated texts agree.
 """
 
@@ -32,7 +32,7 @@ class TextModel(tf.Module):
       recurrent state explicitly.
 
     Args:
-        model: a model from `rnnzoo.zoo.char_lm.build_model` (layers
+        model: a model from `rnnzoo.zoo.char_lm.model.build_model` (layers
             `recurrent`, `logits`, optionally `embedding`).
         vocabulary: its `Vocabulary`.
         max_generate: largest accepted `max_length` (larger is INVALID_ARGUMENT).

@@ -1,7 +1,7 @@
 """A trained sequence-to-sequence model's text interface in TensorFlow ops: `translate`.
 
-`Translator` is what the translation export serves (`rnnzoo.export.translation`) and what the
-family's BLEU evaluation decodes with (`rnnzoo.zoo.translation`): one graph behind both.
+`Translator` is what the translation export serves (`rnnzoo.zoo.translation.export`) and what the
+family's BLEU evaluation decodes with (`rnnzoo.zoo.translation.model`): one graph behind both.
 rnn-critical-review §5.3 (Sutskever et al. 2014): the encoder reads the (reversed) source, its
 final state starts the decoder, which reads BOS and then its own previous token, and a left to
 right beam search (`rnnzoo.decoding.beam_search`) picks the output.
@@ -29,7 +29,7 @@ class Translator(tf.Module):
     Bad values fail with INVALID_ARGUMENT naming the input.
 
     Args:
-        model: a model of `rnnzoo.zoo.translation.build_model`: a nested `encoder` model (source
+        model: a model of `rnnzoo.zoo.translation.model.build_model`: a nested `encoder` model (source
             ids -> each layer's final state, flattened), `target_embedding`, `target_rnn_1` ...
             `target_rnn_L` (Keras RNN layers) and `logits`.
         tokenizer: its `rnnzoo.data.subword_tokenizer.SubwordTokenizer`.

@@ -84,3 +84,10 @@ def check_contracts(export_dir, contract_of):
             + "\n  - ".join(found)
         )
     return export_dir
+
+
+if __name__ == "__main__":  # docs/serving.md's contract table
+    from rnnzoo.serving.signatures import markdown_table
+    from rnnzoo.training.registry import contract_families
+
+    print(markdown_table(contract_families()))

@@ -19,8 +19,8 @@ import tensorflow as tf
 
 from rnnzoo.export.warmup import predict_request
 from rnnzoo.export.writer import DEFAULT_SIGNATURE, write_export
-from rnnzoo.zoo import registry
-from rnnzoo.zoo.checkpoint import MODEL_FILE, model_file
+from rnnzoo.training import registry
+from rnnzoo.training.checkpoint import MODEL_FILE, model_file
 
 WARMUP_ROWS = 2
 

@@ -13,7 +13,7 @@ model itself (the `predict` contract, whose aliases are the model's own, `ANY_AL
 caller leaves the input out (`None`: required); it is broadcast over the input's shape.
 `minimum` is the smallest valid value (`None`: any).
 
-Regenerate the docs table with `python -m rnnzoo.serving.signatures`.
+Regenerate the docs table with `python -m rnnzoo.export.contract_check`.
 """
 
 import dataclasses
@@ -42,7 +42,6 @@ class SignatureContract:
         name: the contract's name, unique across families (`Client.call(model, name, ...)`).
         signature_key: the SavedModel signature it is exported as (`predict` is served as
             `serving_default`, what TF Serving calls without a signature name).
-        families: the zoo families whose exports carry it.
         meaning: one line.
         source: the paper section it comes from.
     """
@@ -51,7 +50,6 @@ class SignatureContract:
     signature_key: str
     inputs: tuple
     outputs: tuple
-    families: tuple
     meaning: str
     source: str
 
@@ -86,7 +84,6 @@ CONTRACT_LIST = (
             _tensor("seed", "int64", [-1], "sampling seed: the same row gives the same text", 0),
         ),
         outputs=(_tensor("text", "string", [-1], "the prompt followed by the sampled characters"),),
-        families=("char_lm",),
         meaning="sample text after a prompt (also the char LM's serving_default)",
         source="thesis §5.5.1",
     ),
@@ -98,7 +95,6 @@ CONTRACT_LIST = (
             _tensor("bits_per_char", "float32", [-1], "-log2 P(text) per character (0 for empty text)"),
             _tensor("log_prob", "float32", [-1], "log P(text) in nats"),
         ),
-        families=("char_lm",),
         meaning="log-probability of texts under the language model",
         source="thesis §5.4.1",
     ),
@@ -109,7 +105,6 @@ CONTRACT_LIST = (
                         "each Keras input of the model under its name; time and feature dimensions as the model has them"),),
         outputs=(_tensor(ANY_ALIAS, "float32", [-1, ...],
                          "each Keras output under its name (linear: regression values or class logits)"),),
-        families=("pathological", "sequence_classifier", "autoencoder"),
         meaning="the trained Keras model's forward pass",
         source="thesis §4.4, §7.3; longer-rnns §5; layer-wise §3.5",
     ),
@@ -129,7 +124,6 @@ CONTRACT_LIST = (
             _tensor("n_best", "string", [-1, -1], "the beam's hypotheses, best first; unused slots empty"),
             _tensor("scores", "float32", [-1, -1], "length-penalised log-probabilities of n_best; unused slots -inf"),
         ),
-        families=("seq2seq",),
         meaning="beam-search translation with n-best lists",
         source="rnn-critical-review §4.2, §5.2",
     ),
@@ -146,7 +140,6 @@ CONTRACT_LIST = (
             _tensor("torque", "float32", [-1, 2], "shoulder and elbow torques"),
             _tensor("state", "float32", [-1, -1], "controller state to send with the next step"),
         ),
-        families=("arm_controller",),
         meaning="one step of the RNN arm controller, its state passed explicitly",
         source="thesis §6.4",
     ),
@@ -161,7 +154,6 @@ CONTRACT_LIST = (
             _tensor("torques", "float32", [-1, -1, 2], "the T torques applied to the exported plant"),
             _tensor("trajectory", "float32", [-1, -1, 4], "the T + 1 arm states, trajectory[:, 0] the initial state"),
         ),
-        families=("arm_controller",),
         meaning="a closed-loop reach through the exported plant",
         source="thesis §6.3-6.5",
     ),
@@ -170,7 +162,6 @@ CONTRACT_LIST = (
         signature_key="next_frame",
         inputs=(_tensor("frames", "float32", [-1, -1, FRAME_PIXELS], "the t frames seen so far"),),
         outputs=(_tensor("probabilities", "float32", [-1, FRAME_PIXELS], "expected next frame (pixel probabilities)"),),
-        families=("rtrbm",),
         meaning="next-frame prediction of the (R)TRBM",
         source="thesis §3.11.1",
     ),
@@ -184,7 +175,6 @@ CONTRACT_LIST = (
         ),
         outputs=(_tensor("frames", "float32", [-1, -1, FRAME_PIXELS], "the generated frames; rows asking for "
                          "fewer than the longest num_frames are padded with zeros"),),
-        families=("rtrbm",),
         meaning="video generation by the (R)TRBM",
         source="thesis Alg. 3",
     ),
@@ -215,8 +205,10 @@ def _describe(tensor):
     return f"{alias} {tensor.dtype}{describe_shape(tensor.shape)}{default}{minimum}: {tensor.meaning}"
 
 
-def markdown_table():
-    """The contracts as the markdown table docs/serving.md holds."""
+def markdown_table(families):
+    """The contracts as the markdown table docs/serving.md holds; `families`: {contract name: the
+    names of the families whose exports carry it} (each family declares its contracts,
+    `rnnzoo.training.registry.contract_families`)."""
     rows = [
         "| contract | exported as | inputs | outputs | families | source |",
         "|---|---|---|---|---|---|",
@@ -226,10 +218,6 @@ def markdown_table():
         outputs = "<br>".join(_describe(t) for t in contract.outputs)
         rows.append(
             f"| `{contract.name}`: {contract.meaning} | `{contract.signature_key}` | {inputs} | {outputs} | "
-            f"{', '.join(contract.families)} | {contract.source} |"
+            f"{', '.join(families.get(contract.name, ()))} | {contract.source} |"
         )
     return "\n".join(rows)
-
-
-if __name__ == "__main__":
-    print(markdown_table())

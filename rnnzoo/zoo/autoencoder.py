@@ -21,7 +21,8 @@ import tensorflow as tf
 from rnnzoo.data.digits import ROWS
 from rnnzoo.initializers import Sparse
 from rnnzoo.model import Model
-from rnnzoo.zoo import evaluation, registry
+from rnnzoo.export import predict
+from rnnzoo.training import evaluation, registry
 
 MODELS = ("deep_autoencoder",)
 PIXELS = ROWS * ROWS
@@ -97,6 +98,11 @@ def build(model_name, config, train_config):
 FAMILY = registry.register(
     registry.Family(
         name="autoencoder", models=MODELS, config_class=AutoencoderConfig, build=build,
+        export=predict.export_run, signatures=("predict",),
+        smallest=lambda directory: (
+            dict(model="deep_autoencoder", task="digits", batch_size=16, optimizer="nag",
+                 learning_rate=0.005),
+            dict(encoder_sizes="16,4")),
         tasks=("digits",), default_task="digits",
     )
 )

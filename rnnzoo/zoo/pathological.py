@@ -35,7 +35,8 @@ from rnnzoo.data import REGRESSION
 from rnnzoo.initializers import Sparse, SpectralRadius
 from rnnzoo.layers import MRNN, ResRNN, ScopedRNN, paper_penalty_schedule
 from rnnzoo.model import Model
-from rnnzoo.zoo import evaluation, registry
+from rnnzoo.export import predict
+from rnnzoo.training import evaluation, registry
 
 MODELS = ("rnn", "irnn", "resrnn", "vlirnn", "mrnn", "lstm")
 
@@ -171,6 +172,9 @@ and at T = 100 past classical momentum's, 2 (1 + mu) / lambda_max.
 FAMILY = registry.register(
     registry.Family(
         name="pathological", models=MODELS, config_class=RecurrentConfig, build=build,
+        export=predict.export_run, signatures=("predict",),
+        smallest=lambda directory: (dict(model="rnn", task="addition", seq_len=10, batch_size=20),
+                                    dict(units=8)),
         recipes={model: LONGER_RNNS_RECIPE for model in ("irnn", "resrnn", "vlirnn")},
     )
 )

@@ -7,7 +7,7 @@ each, weights drawn from U[-init_scale, init_scale] (§4.2: U[-0.003,
 
 - `layerwise_lstm`: each LSTM first pretrained as the encoder of an
   LSTM autoencoder over the frozen lower layers
-  (`rnnzoo.zoo.layerwise_pretraining`), then everything fine-tuned.
+  (`rnnzoo.training.layerwise_pretraining`), then everything fine-tuned.
 - `deep_lstm`: the same network from its random initialisation (the
   paper's baseline, "Random initialized").
 """
@@ -17,7 +17,8 @@ import dataclasses
 import keras
 
 from rnnzoo.model import Model
-from rnnzoo.zoo import evaluation, layerwise_pretraining, registry
+from rnnzoo.export import predict
+from rnnzoo.training import evaluation, layerwise_pretraining, registry
 from rnnzoo.zoo.pathological import task_loss, test_dataset
 
 MODELS = ("layerwise_lstm", "deep_lstm")
@@ -83,7 +84,7 @@ def build(model_name, config, train_config):
 
     pretrain = None
     if model_name == "layerwise_lstm":
-        from rnnzoo.zoo.optimizer_factory import make_optimizer
+        from rnnzoo.training.optimizer_factory import make_optimizer
 
         steps = pretraining_steps(config, task, train_config.batch_size)
 
@@ -117,6 +118,9 @@ def build(model_name, config, train_config):
 FAMILY = registry.register(
     registry.Family(
         name="sequence_classifier", models=MODELS, config_class=SequenceClassifierConfig,
-        build=build,
+        build=build, export=predict.export_run, signatures=("predict",),
+        smallest=lambda directory: (
+            dict(model="deep_lstm", task="digits", batch_size=16, optimizer="momentum"),
+            dict(units=8, layers=2)),
     )
 )

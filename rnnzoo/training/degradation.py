@@ -6,7 +6,7 @@ to 3.2 held-out bits/char (+60%) over its last 2,600 steps, its smoothed trainin
 while the held-out bits/char of runs that keep learning move by about 1% between evaluations and
 the smoothed training loss of a noisy one by a few percent. So:
 
-- held out: the primary metric (`rnnzoo.zoo.evaluation.primary_metric`) is worse than its best
+- held out: the primary metric (`rnnzoo.training.evaluation.primary_metric`) is worse than its best
   by more than `tolerance` (relative to the best's magnitude) at each of the last `patience`
   evaluations of this invocation; the run peaked at the best evaluation's step;
 - training loss: its exponential moving average over about 100 steps (`TRAIN_SMOOTHING`) is
@@ -20,7 +20,7 @@ learning rate) recover before it is judged again.
 import dataclasses
 import math
 
-from rnnzoo.zoo.evaluation import oriented
+from rnnzoo.training.evaluation import oriented
 
 TRAIN_SMOOTHING = 0.01
 """Weight of the newest step in the training loss's moving average (about 100 steps)."""

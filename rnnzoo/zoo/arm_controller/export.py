@@ -29,9 +29,9 @@ import tensorflow as tf
 from rnnzoo.control import STATE_SIZE, rollout
 from rnnzoo.export.warmup import predict_request
 from rnnzoo.export.writer import write_export
-from rnnzoo.zoo import registry
-from rnnzoo.zoo.arm_controller import closed_loop_layer
-from rnnzoo.zoo.checkpoint import MODEL_FILE, model_file
+from rnnzoo.training import registry
+from rnnzoo.zoo.arm_controller.model import closed_loop_layer
+from rnnzoo.training.checkpoint import MODEL_FILE, model_file
 
 WARMUP_STATE = [0.785, 1.571, 0.0, 0.0]
 """A resting arm (shoulder 45 deg, elbow 90 deg), the warmup requests' observation."""
@@ -52,7 +52,7 @@ def _finite(tensor, name):
 
 
 def serving_functions(layer):
-    """{contract name: function} of a `rnnzoo.zoo.closed_loop.ClosedLoop` layer."""
+    """{contract name: function} of a `rnnzoo.zoo.arm_controller.closed_loop.ClosedLoop` layer."""
     controller, arm, task = layer.controller, layer.arm, layer.task
     size = controller.state_size
     vector = tf.TensorSpec([None, STATE_SIZE], tf.float32, name="observation")

@@ -24,8 +24,8 @@ import tensorflow as tf
 from rnnzoo.export.warmup import predict_request
 from rnnzoo.decoding.size_checks import gated
 from rnnzoo.export.writer import write_export
-from rnnzoo.zoo.checkpoint import Checkpointer, model_file
-from rnnzoo.zoo.rtrbm import RTRBMConfig
+from rnnzoo.training.checkpoint import Checkpointer, model_file
+from rnnzoo.zoo.rtrbm.model import RTRBMConfig
 
 
 class VideoModel(tf.Module):

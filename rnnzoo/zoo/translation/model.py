@@ -1,28 +1,4 @@
-"""Sequence-to-sequence translation (rnn-critical-review §5.3; layer-wise §4.4, fig. 2).
-
-`seq2seq` (`rnnzoo-train --model=seq2seq --corpus=gettext:fr`): Sutskever et al. (2014)'s
-deep recurrent encoder-decoder on SentencePiece pieces:
-
-- the encoder embeds the source pieces, reverses them (`ReversePadded`, on by default:
-  `--reverse_source`) and runs `layers` stacked recurrent layers; each layer's final state
-  starts the decoder layer of the same depth;
-- the decoder reads BOS then the reference target (teacher forcing) and predicts the next
-  piece with a softmax layer; padding is masked out of the loss and every metric;
-- `--cell` picks the recurrent cell of both stacks: `lstm` (the paper's), `gru`, `rnn`
-  (tanh), or rnnzoo's `mrnn` and `resrnn`;
-- training maximises the log-likelihood of the reference translations through the shared
-  loop (Adam or NAG, gradients clipped at norm 5 as layer-wise §4.4 does);
-- evaluation decodes the test split with `rnnzoo.decoding.Translator` (greedy and beam search,
-  §5.3) and scores it with sacrebleu's corpus BLEU and chrF (§5.2: higher is better), beside the
-  per-piece test loss and perplexity (lower is better); for an English target (x->en) also
-  METEOR (`rnnzoo.zoo.translation_meteor`, §5.2's other metric, needs nltk and WordNet);
-- `--pretrain_steps` > 0 (cell `lstm`): greedy layer-wise LSTM-autoencoder pretraining of the
-  encoder and decoder stacks (`rnnzoo.zoo.layerwise_pretraining`, layer-wise §3.5, fig. 2) on the
-  embedded source and target sentences before supervised training.
-
-The run directory keeps `sentencepiece.model` (trained on the training split, reused on
-resume) and `seq2seq.json`, which `rnnzoo-export` needs beside `model.keras`.
-"""
+"""The translation family's model, data, decoding and evaluation (the family: `rnnzoo.zoo.translation`)."""
 
 import dataclasses
 import json
@@ -39,10 +15,10 @@ from rnnzoo.data.subword_tokenizer import SubwordTokenizer, train_sentencepiece
 from rnnzoo.decoding.translator import Translator
 from rnnzoo.layers import MRNN, ResRNN, ReversePadded
 from rnnzoo.model import Model
-from rnnzoo.zoo import evaluation, registry
-from rnnzoo.zoo.checkpoint import MODEL_FILE, model_file
-from rnnzoo.zoo.translation_meteor import meteor, wordnet_reader
-from rnnzoo.zoo.translation_scores import score_translations
+from rnnzoo.training import evaluation, registry
+from rnnzoo.training.checkpoint import MODEL_FILE, model_file
+from rnnzoo.zoo.translation.meteor import meteor, wordnet_reader
+from rnnzoo.zoo.translation.scores import score_translations
 
 MODELS = ("seq2seq",)
 TOKENIZER_FILE = "sentencepiece.model"
@@ -250,7 +226,7 @@ def load_tokenizer(model_dir):
 
 def load_trained(model_dir, checkpoint="best"):
     """`(keras model, SubwordTokenizer, Seq2SeqConfig)` of the run in `model_dir`; `checkpoint`: `"best"`
-    or `"last"` (`rnnzoo.zoo.checkpoint.model_file`)."""
+    or `"last"` (`rnnzoo.training.checkpoint.model_file`)."""
     needed = (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE)
     missing = [name for name in needed if not os.path.exists(os.path.join(model_dir, name))]
     if missing:
@@ -381,7 +357,7 @@ def build(model_name, config, train_config):
     model = build_model(tokenizer.vocab_size, config, seed=train_config.seed)
     pretrain = None
     if config.pretrain_steps:
-        from rnnzoo.zoo.translation_pretraining import make_pretrain
+        from rnnzoo.zoo.translation.pretraining import make_pretrain
 
         pretrain = make_pretrain(train_sources, train_targets, config)
     sizes = corpus.sizes()
@@ -426,16 +402,3 @@ def evaluate_model_dir(model_dir):
     }
 
 
-FAMILY = registry.register(
-    registry.Family(
-        name="seq2seq",
-        models=MODELS,
-        config_class=Seq2SeqConfig,
-        build=build,
-        evaluate=evaluate_model_dir,
-        tasks=(),
-        default_task=None,
-        recipes={"seq2seq": RECIPE},
-    )
-)
-"""The translation family; `recipes`: `RECIPE`."""

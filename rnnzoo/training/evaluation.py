@@ -110,7 +110,7 @@ def evaluate(model, built):
 
     Args:
         model: the model to evaluate.
-        built: the family's `rnnzoo.zoo.registry.Built` (its loss, test set,
+        built: the family's `rnnzoo.training.registry.Built` (its loss, test set,
             metrics, criterion and optional own `evaluate`).
 
     Returns:
@@ -125,7 +125,7 @@ def evaluate(model, built):
             ys.append(np.asarray(y))
             weights.append(None if weight is None else np.asarray(weight))
             predictions.append(np.asarray(model(x, training=False)))
-        # The mean over the weighted positions (`rnnzoo.zoo.position_weights`), from the loss's
+        # The mean over the weighted positions (`rnnzoo.training.position_weights`), from the loss's
         # unreduced values: whatever its reduction, and without the division by the replicas in
         # sync that Keras applies inside a tf.distribute scope (keras/src/losses/loss.py).
         loss = keras.losses.get(built.loss)

@@ -1,35 +1,6 @@
-"""The RTRBM and TRBM on bouncing-balls videos (thesis ch. 3, §3.11.1).
-
-Models (`--model`), each one `rnnzoo.layers.RTRBM` / `TRBM` layer on 30 x 30 frames
-(`--task=bouncing_balls`, the family's only task):
-
-- `rtrbm`: CD-k at every step plus backpropagation through the mean-field r chain
-  (thesis eq. 3.21-3.25, Alg. 4);
-- `trbm`: the simplified TRBM (eq. 3.14-3.15), CD-k at every step given a sampled history.
-
-Training runs through the shared loop (`rnnzoo.zoo.training.train`) with the family's own
-train step (`TemporalRBMModel.train_step`): the compiled optimizer applies the CD gradient,
-divided by the sequence length and scaled by the linear learning-rate decay to 0 of
-thesis §3.11 (for SGD with classical momentum, scaling the gradient by 1 - step / N is
-scaling the learning rate). CD-`initial_cd_steps` for the first `initial_cd_updates`
-updates, then CD-`cd_steps`. Before training, W (with b_h and b_v) is pretrained as a
-static RBM by CD-`pretrain_cd_steps` on the frames of `pretrain_sequences` videos.
-
-The thesis recipe (§3.11) is the default of `rnnzoo-train --model=rtrbm`: the family's
-recipe gives learning rate 0.01 and, where the command line leaves them out,
-`--optimizer=momentum --momentum=0.9 --batch_size=1`; the config's defaults give 400 hidden
-units, CD-10 then CD-25, the linear decay to 0 over the run and static CD-5 pretraining on 30
-videos. `TrainConfig` users pass `optimizer="momentum", batch_size=1` themselves.
-
-Metric (§3.11.1): `next_frame_mse`, the mean squared error per pixel per frame of predicting
-frames 2..T of each test video from their true history (`RTRBM.predict_frames`: r_{t-1}
-from frames 1..t-1, then E[v_t] under the step's RBM, taken as `prediction_expectation`
-says with `prediction_gibbs_steps` steps started at frame t-1). `copy_last_frame_mse` is
-the error of predicting each frame by the one before it.
-"""
+"""The (R)TRBM family's model, train step and evaluation (the family: `rnnzoo.zoo.rtrbm`)."""
 
 import dataclasses
-import os
 
 import keras
 import numpy as np
@@ -38,7 +9,7 @@ import tensorflow as tf
 from rnnzoo.data.bouncing_balls import BouncingBalls
 from rnnzoo.layers.rtrbm import EXPECTATIONS, RTRBM, TRBM, VISIBLE_TYPES
 from rnnzoo.model import symbolic_build_from_spec
-from rnnzoo.zoo import evaluation, registry
+from rnnzoo.training import evaluation, registry
 
 MODELS = ("rtrbm", "trbm")
 TASKS = ("bouncing_balls",)
@@ -309,73 +280,4 @@ def build(model_name, config, train_config):
     )
 
 
-FAMILY = registry.register(
-    registry.Family(
-        name="rtrbm",
-        models=MODELS,
-        config_class=RTRBMConfig,
-        build=build,
-        tasks=TASKS,
-        default_task="bouncing_balls",
-        recipes={model: {"learning_rate": 0.01, "optimizer": "momentum", "momentum": 0.9, "batch_size": 1}
-                 for model in MODELS},
-    )
-)
-"""The (R)TRBM family; `recipes`: thesis §3.11's learning rate 0.01 unless a run sets one, and
-for `rnnzoo-train` without those flags SGD with momentum 0.9 on one video per update."""
-
-
 # ------------------------------------------------------------- pictures
-
-
-def video_frames(model_dir, video_index=0, prefix_frames=10, gibbs_steps=25, seed=0):
-    """`(truth, predicted, generated)` videos `(T, pixels)` of the run in `model_dir` on its test
-    video `video_index`: the truth, every frame predicted from its true history (the run's metric
-    settings) and a generated continuation of the first `prefix_frames` true frames (Alg. 3)."""
-    from rnnzoo.zoo.checkpoint import Checkpointer
-
-    state = Checkpointer(model_dir).state()
-    config = RTRBMConfig(**state["extra"]["model_config"])
-    run = state["config"]
-    model = keras.saving.load_model(Checkpointer(model_dir).model_path, compile=False)
-    data = BouncingBalls(frames=run["seq_len"] or DEFAULT_FRAMES, balls=config.balls,
-                         resolution=config.resolution, seed=run["seed"])
-    truth = data.test_videos(video_index + 1)[video_index:]
-    predicted = tf.function(model.rbm.predict_frames)(
-        truth, config.prediction_gibbs_steps, config.prediction_expectation, config.prediction_chains)
-    generated = tf.function(model.rbm.generate)(
-        truth.shape[1] - prefix_frames, prefix=truth[:, :prefix_frames], gibbs_steps=gibbs_steps, seed=seed)
-    generated = np.concatenate([truth[:, :prefix_frames], np.asarray(generated)], axis=1)
-    return truth[0], np.asarray(predicted)[0], generated[0]
-
-
-def write_gif(path, videos, scale=3, milliseconds=80):
-    """Writes videos `[(T, side^2)]` in [0, 1] side by side (2-pixel grey gaps) as an animated GIF."""
-    from PIL import Image
-
-    side = int(round(np.sqrt(videos[0].shape[1])))
-    gap = np.full((side, 2), 0.5)
-    images = []
-    for t in range(len(videos[0])):
-        row = np.concatenate(sum(([np.clip(v[t].reshape(side, side), 0, 1), gap] for v in videos), [])[:-1],
-                             axis=1)
-        image = Image.fromarray((row * 255).astype(np.uint8), mode="L")
-        images.append(image.resize((image.width * scale, image.height * scale), Image.NEAREST))
-    images[0].save(path, save_all=True, append_images=images[1:], duration=milliseconds, loop=0)
-    return path
-
-
-def illustrate(results, out_dir, prefix_frames=10):
-    """An experiment's pictures: for every run, `video_<label>.gif` with the true test video, its
-    next-frame predictions and a generated continuation of its first frames, side by side;
-    returns the report's markdown lines."""
-    lines = ["## Videos", "",
-             f"Left to right: a test video, each frame predicted from its true history (the metric), "
-             f"and frames generated after the first {prefix_frames} true frames (thesis Alg. 3, "
-             "25 Gibbs steps per frame, pixel probabilities shown).", ""]
-    for result in results:
-        name = f"video_{result['label'].lower().replace(' ', '_')}.gif"
-        write_gif(os.path.join(out_dir, name), video_frames(result["config"]["model_dir"],
-                                                            prefix_frames=prefix_frames))
-        lines += [f"{result['label']}:", "", f"![{result['label']} truth, predicted, generated]({name})", ""]
-    return lines

@@ -1,24 +1,4 @@
-"""The arm-control family (thesis ch. 6): `--model=arm_controller`, tasks center_out|postural|ddn.
-
-    rnnzoo-train --model=arm_controller --task=center_out --optimizer=hf \
-        --train_steps=200 --eval_every=20 --model_dir=/tmp/arm_co
-
-The model is `rnnzoo.zoo.closed_loop.ClosedLoop` as an `rnnzoo.Model`: the thesis's two-layer
-recurrent controller (§6.4) run closed-loop through the two-link arm on a task's batch, its
-outputs the scaled residuals whose mean square under `"mse"` against zeros is the thesis's loss.
-The shared loop (`rnnzoo.zoo.training`) then gives it every optimizer of
-`rnnzoo.zoo.optimizer_factory` (Hessian-free's Gauss-Newton products included), checkpoints,
-resumption and `metrics.json`.
-
-Data: `center_out` and `postural` train on their whole fixed case set every step (64 and 72
-reaches; `--batch_size` does not apply), `ddn` on fresh seeded batches of `--batch_size` reaches
-(thesis: 400). `--seq_len` sets the horizon T (default: the task's 40, 100, 60). The test set is
-the fixed case set, or `--test_size` (default 400) DDN reaches of a separate seed stream.
-
-Metrics: `test_loss` is the thesis's loss averaged over the test reaches; `final_hand_error`
-(metres, lower is better) the mean distance of the hand at step T from the target's hand
-position. The thesis states no success criterion, so runs never stop early.
-"""
+"""The arm-control family's closed-loop model and data (the family: `rnnzoo.zoo.arm_controller`)."""
 
 import dataclasses
 
@@ -28,8 +8,8 @@ import tensorflow as tf
 
 from rnnzoo.control import STATE_SIZE, TORQUE_SIZE
 from rnnzoo.model import Model
-from rnnzoo.zoo import evaluation, registry
-from rnnzoo.zoo.closed_loop import INPUT_NAMES, ClosedLoop, closed_loop_model
+from rnnzoo.training import evaluation, registry
+from rnnzoo.zoo.arm_controller.closed_loop import INPUT_NAMES, ClosedLoop, closed_loop_model
 
 TASKS = ("center_out", "postural", "ddn")
 DDN_TEST_SIZE = 400
@@ -169,9 +149,3 @@ def build(model_name, config, train_config):
     )
 
 
-FAMILY = registry.register(
-    registry.Family(
-        name="arm_controller", models=("arm_controller",), config_class=ArmControllerConfig,
-        build=build, tasks=TASKS, default_task="center_out",
-    )
-)

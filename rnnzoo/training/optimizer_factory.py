@@ -1,6 +1,6 @@
 """The optimizer of a training run: `make_optimizer(config)` for every family and binary.
 
-One factory and one set of defaults (`rnnzoo.zoo.training.TrainConfig`):
+One factory and one set of defaults (`rnnzoo.training.loop.TrainConfig`):
 `sgd`, `momentum` (classical, thesis eq. 7.1-7.2), `nag` (eq. 7.12-7.13),
 `adam`, `hf` (Hessian-free, Alg. 5), `ahf` (augmented Hessian-free, §6.2) and
 `lbfgs` (L-BFGS with memory 100, the baseline of §6.7.1), with the learning-rate and
@@ -104,7 +104,7 @@ def momentum_schedule(config):
 
 
 def make_optimizer(config):
-    """The optimizer of `config`, a `rnnzoo.zoo.training.TrainConfig` (see its `optimizer`).
+    """The optimizer of `config`, a `rnnzoo.training.loop.TrainConfig` (see its `optimizer`).
 
     Raises:
         ValueError: an invalid optimizer setting, naming it.

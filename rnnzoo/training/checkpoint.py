@@ -5,7 +5,7 @@ A run's directory holds:
 - `model.keras`: the last checkpoint, the model with its optimizer state (Keras format), from
   which a re-run resumes;
 - `best_model.keras`: the best checkpoint by the family's primary metric (its direction
-  decides; `rnnzoo.zoo.evaluation.primary_metric`), which `rnnzoo-export` exports;
+  decides; `rnnzoo.training.evaluation.primary_metric`), which `rnnzoo-export` exports;
 - `checkpoint.json`: the step, the run's configuration and training state (`best`: the best
   checkpoint's step and metrics);
 - `metrics.json`: the latest test metrics and their history.

@@ -1,4 +1,4 @@
-"""Markdown reports with PNG learning curves for `rnnzoo.zoo.experiments`."""
+"""Markdown reports with PNG learning curves for `rnnzoo.experiments.runner`."""
 
 import glob
 import os
@@ -163,7 +163,7 @@ def write_report(experiment, scale, results, total_seconds, out_dir, time_budget
     them and `solved` counts the seeds that met the paper's success criterion
     (a diverged run never does: its row says where it diverged; a degraded run's row says
     where it peaked). Runs marked `in_progress` (a campaign of several invocations, see
-    `rnnzoo.zoo.experiments.run_experiment`) say so in `solved` and in a line at the top, with
+    `rnnzoo.experiments.runner.run_experiment`) say so in `solved` and in a line at the top, with
     the command that continues them; every row gives its steps done of planned and the CPU time
     spent over all invocations. The experiment's pictures (`illustrate`) need every run's final
     model and are drawn once none is in progress.

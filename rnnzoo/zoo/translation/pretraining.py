@@ -1,7 +1,7 @@
 """Greedy layer-wise LSTM-autoencoder pretraining of a seq2seq model (layer-wise §3.5, §4.4, fig. 2).
 
 Before supervised training, each stack of the translation model is pretrained bottom-up with
-`rnnzoo.zoo.layerwise_pretraining.pretrain` (the same procedure as the sequence classifiers):
+`rnnzoo.training.layerwise_pretraining.pretrain` (the same procedure as the sequence classifiers):
 
 - the encoder's LSTMs on the embedded source sentences as the encoder reads them (reversed when
   the model reverses its source, fig. 2);
@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from rnnzoo.data.parallel_batches import DEFAULT_BUCKETS, id_rows
 from rnnzoo.data.subword_tokenizer import PAD_ID
-from rnnzoo.zoo import layerwise_pretraining
+from rnnzoo.training import layerwise_pretraining
 
 
 def _embedded_batches(ids, embedding, batch_size, seed, reverse):
@@ -41,7 +41,7 @@ def _embedded_batches(ids, embedding, batch_size, seed, reverse):
 def make_pretrain(train_sources, train_targets, config):
     """`pretrain(model, train_config)` for `registry.Built.pretrain`: both stacks, `config.pretrain_steps`
     batches per layer; returns the per-layer reconstruction losses."""
-    from rnnzoo.zoo.optimizer_factory import make_optimizer
+    from rnnzoo.training.optimizer_factory import make_optimizer
 
     def pretrain(model, train_config):
         encoder = model.get_layer("encoder")

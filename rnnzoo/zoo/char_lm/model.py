@@ -1,27 +1,4 @@
-"""Character-level language models (thesis ch. 5): MRNN, tanh RNN and LSTM.
-
-Models (`--model`), each one recurrent layer on character ids and a linear
-softmax output layer `o_t = W_oh h_t + b_o` (eq. 5.7), trained to maximise
-`sum_t log P(v_{t+1} | v_<=t)` (§5.3):
-
-- `char_mrnn`: multiplicative RNN (eq. 5.4-5.7) reading ids directly
-  (`MRNN(input_dim=vocabulary)` gathers the rows of W_hv and W_fv).
-- `char_rnn`: tanh RNN (`keras.layers.SimpleRNN`) after an `Embedding`.
-- `char_lstm`: `keras.layers.LSTM` after an `Embedding`.
-
-Recurrent weights start sparse (15 nonzero incoming weights per unit,
-§5.4.2 and ch. 4) with variance 1/15. Training sequences have length
-`seq_len` and only their last `seq_len - context` characters are predicted
-(§5.4.2). The test metric is bits per character on the last `holdout_chars`
-characters of the corpus (§5.4.1; by default 10%, at most 50,000).
-
-The family trains through the shared loop (`rnnzoo.zoo.training.train`,
-`rnnzoo-train --model=char_mrnn`); its metric is the held-out bits per
-character. `rnnzoo.decoding.TextModel` gives a trained model its text
-interface in TensorFlow ops (what `rnnzoo.export.char_lm` serves), and
-`rnnzoo.zoo.text_evaluation` its chapter-5 evaluations;
-`evaluate_model_dir` runs all of them for a trained `model_dir`.
-"""
+"""The char-LM family's models, corpus handling and evaluations (the family: `rnnzoo.zoo.char_lm`)."""
 
 import dataclasses
 import json
@@ -36,9 +13,9 @@ from rnnzoo.decoding import TextModel
 from rnnzoo.initializers import Sparse
 from rnnzoo.layers import MRNN
 from rnnzoo.model import Model
-from rnnzoo.zoo import evaluation, registry
-from rnnzoo.zoo.checkpoint import MODEL_FILE, model_file
-from rnnzoo.zoo.text_evaluation import (
+from rnnzoo.training import evaluation, registry
+from rnnzoo.training.checkpoint import MODEL_FILE, model_file
+from rnnzoo.zoo.char_lm.text_evaluation import (
     DEFAULT_SEQ_LEN,
     bits_per_char,
     bits_per_char_of,
@@ -89,8 +66,6 @@ class CharLMConfig:
     holdout_chars: int | None = None
     vocab_size: int = 96
     unroll: bool = False
-
-
 
 
 def sparse_recurrent():
@@ -169,7 +144,7 @@ def save_run_files(model_dir, vocabulary, model_name, config, seq_len):
 
 def load_trained(model_dir, checkpoint="best"):
     """`(keras model, Vocabulary, run dict)` of a trained char LM in `model_dir`; `checkpoint`: `"best"`
-    or `"last"` (`rnnzoo.zoo.checkpoint.model_file`)."""
+    or `"last"` (`rnnzoo.training.checkpoint.model_file`)."""
     paths = {MODEL_FILE: model_file(model_dir, checkpoint),
              **{name: os.path.join(model_dir, name) for name in (VOCABULARY_FILE, CONFIG_FILE)}}
     missing = [name for name, path in paths.items() if not os.path.exists(path)]
@@ -236,22 +211,6 @@ def build(model_name, config, train_config):
             f"(unigram baseline {corpus.unigram_bits_per_char():.3f})"
         ),
     )
-
-
-FAMILY = registry.register(
-    registry.Family(
-        name="char_lm",
-        models=MODELS,
-        config_class=CharLMConfig,
-        build=build,
-        tasks=(),
-        default_task=None,
-        recipes={**{model: {"clip_norm": 1.0} for model in MODELS}, "char_mrnn": MRNN_RECIPE},
-        evaluate=lambda model_dir: evaluate_model_dir(model_dir),  # defined below
-    )
-)
-"""The char-LM family; `recipes`: gradients clipped at norm 1 unless a run says otherwise, and
-`MRNN_RECIPE` for `char_mrnn`."""
 
 
 def config_of_run(run):

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from rnnzoo.export.warmup import predict_request
 from rnnzoo.export.writer import write_export
-from rnnzoo.zoo.translation import Seq2SeqConfig, load_trained, make_translator
+from rnnzoo.zoo.translation.model import Seq2SeqConfig, load_trained, make_translator
 
 
 def serving_functions(translator):

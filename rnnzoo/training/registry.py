@@ -1,36 +1,25 @@
-"""Registry of zoo model families: which family builds which `--model` name.
+"""Registry of zoo model families: which family builds, trains and exports which `--model` name.
 
-A family is one file of `rnnzoo/zoo/` that declares:
-
-- `name`: the family's name (e.g. `"pathological"`);
-- `models`: the `--model` names it builds (e.g. `("rnn", "irnn", ...)`);
-- `config_class`: a small dataclass of its model hyperparameters, every
-  field with a default (the `rnnzoo-train` binary turns each field into a
-  flag of the same name);
-- `build(model_name, config, train_config) -> Built`: the compiled-ready
-  model, its loss, its data and its evaluation (see `Built`).
-
-and registers itself with `register(Family(...))` at import. The training
-loop (`rnnzoo.zoo.training.train`) does the rest for every family: the
-optimizer, checkpoints and resumption, TensorBoard summaries, progress
-bar, early stopping on the family's success criterion, and `metrics.json`.
+A family is a module or package of `rnnzoo/zoo/` that declares itself once, with
+`register(Family(...))` at import: its model names, its config dataclass (each field an
+`rnnzoo-train` flag), its builder, its recipes, its exporter and the serving contracts its
+exports carry, and its smallest configuration (what the family tests run). Nothing else lists
+families: `load_families()` imports every module of `rnnzoo.zoo`, and the training loop
+(`rnnzoo.training.loop.train`), `rnnzoo-train`, `rnnzoo-export`, the serving-contract docs and the
+family tests find them here. The loop does the rest for every family: the optimizer, checkpoints
+and resumption, TensorBoard summaries, progress bar, early stopping on the family's success
+criterion, collapse detection and `metrics.json`.
 """
 
 import dataclasses
 import difflib
 import importlib
+import inspect
+import pkgutil
 from typing import Any, Callable
 
-FAMILY_MODULES = (
-    "rnnzoo.zoo.pathological",
-    "rnnzoo.zoo.sequence_classifier",
-    "rnnzoo.zoo.autoencoder",
-    "rnnzoo.zoo.char_lm",
-    "rnnzoo.zoo.translation",
-    "rnnzoo.zoo.arm_controller",
-    "rnnzoo.zoo.rtrbm",
-)
-"""Modules imported by `load_families()`; a missing optional one is skipped."""
+FAMILIES_PACKAGE = "rnnzoo.zoo"
+"""The package whose modules (and subpackages) are the families."""
 
 
 @dataclasses.dataclass
@@ -49,11 +38,11 @@ class Built:
         test_dataset: finite `tf.data.Dataset` of test batches `(x, y)` or
             `(x, y, sample_weight)` (batches may differ in length); `None` when
             the family's `evaluate` does all the evaluation.
-        metrics: the family's test metrics (`rnnzoo.zoo.evaluation.Metric`,
+        metrics: the family's test metrics (`rnnzoo.training.evaluation.Metric`,
             each with its direction), in the order reports show them; the
             first one is the family's headline metric.
         success: the paper's success criterion on one of the metrics
-            (`rnnzoo.zoo.evaluation.Criterion`); `None`: none, never stops early.
+            (`rnnzoo.training.evaluation.Criterion`); `None`: none, never stops early.
         evaluate: optional `evaluate(model) -> {metric name: value}` for
             metrics that are not functions of test-set predictions.
         pretrain: optional `pretrain(model, train_config)` run once
@@ -75,28 +64,50 @@ class Built:
 
 @dataclasses.dataclass(frozen=True)
 class Family:
-    """A model family: its model names, its config dataclass and its builder.
+    """A model family, declared once in its module of `rnnzoo.zoo`.
 
-    `evaluate`, when given, is `evaluate(model_dir) -> dict`: the family's own
-    evaluations of a trained run, which `rnnzoo-evaluate` adds to its JSON.
-    `tasks` names the `rnnzoo.data` tasks the family trains on (`None`: every
-    task; `()`: none, the family reads its own data, e.g. a text corpus), and
-    `default_task` is the one a run without a task uses. `recipes` maps a
-    model name to the training settings its paper trains it with (fields of
-    `rnnzoo.zoo.training.TrainConfig` such as `clip_norm`), used where a run
-    leaves them unset; `optimizer`, `momentum`, `batch_size`, `train_steps` and
-    `eval_every` in a recipe are used by `rnnzoo-train` where its command line
-    leaves those flags out.
+    Attributes:
+        name: the family's name (e.g. `"char_lm"`).
+        models: the `--model` names it builds.
+        config_class: a dataclass of its model hyperparameters, every field with a default.
+        build: `build(model_name, config, train_config) -> Built`.
+        export: `export(model_dir, export_base, version=None, checkpoint="best", **options)`,
+            the family's exporter (what `rnnzoo-export` runs; each further keyword argument, e.g.
+            a size cap, becomes an `rnnzoo-export` flag); `None`: the family has none yet.
+        signatures: the serving contracts (`rnnzoo.serving.signatures`) its exports carry.
+        smallest: `smallest(directory) -> (TrainConfig fields, model options)`: the family's
+            smallest configuration, which the family tests train, resume, export and serve
+            (any data it needs is written into `directory`).
+        evaluate: `evaluate(model_dir) -> dict`, the family's own evaluations of a trained run,
+            which `rnnzoo-evaluate` adds to its JSON.
+        tasks: the `rnnzoo.data` tasks the family trains on (`None`: every task; `()`: none,
+            the family reads its own data, e.g. a text corpus).
+        default_task: the task of a run that names none.
+        recipes: {model name: the training settings its paper trains it with}: fields of
+            `rnnzoo.training.loop.TrainConfig` (e.g. `clip_norm`, `batch_size`), used wherever
+            a run leaves them unset (`rnnzoo.training.loop.resolve_config`).
     """
 
     name: str
     models: tuple
     config_class: type
     build: Callable
+    export: Callable | None = None
+    signatures: tuple = ()
+    smallest: Callable | None = None
     evaluate: Callable | None = None
     tasks: tuple | None = None
     default_task: str | None = "addition"
     recipes: dict = dataclasses.field(default_factory=dict)
+
+    def export_options(self):
+        """{option name: default} of the family's exporter beyond the run, base, version and
+        checkpoint (e.g. `{"max_generate": 4096}`)."""
+        if self.export is None:
+            return {}
+        parameters = inspect.signature(self.export).parameters
+        return {name: p.default for name, p in parameters.items()
+                if name not in ("model_dir", "export_base", "version", "checkpoint")}
 
     def resolve_task(self, task):
         """`task`, or the default when `None`; raises `ValueError` for a task the family does not take."""
@@ -143,14 +154,21 @@ def _model_owner():
 
 
 def load_families():
-    """Imports the family modules so they register themselves; returns the families."""
-    for module in FAMILY_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as error:
-            if error.name != module:
-                raise
+    """Imports every module of `rnnzoo.zoo` so the families register themselves; returns
+    {family name: Family}."""
+    package = importlib.import_module(FAMILIES_PACKAGE)
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{FAMILIES_PACKAGE}.{module.name}")
     return dict(_FAMILIES)
+
+
+def contract_families():
+    """{serving contract name: the names of the families whose exports carry it, sorted}."""
+    carriers = {}
+    for family in load_families().values():
+        for contract in family.signatures:
+            carriers.setdefault(contract, []).append(family.name)
+    return {contract: tuple(sorted(names)) for contract, names in carriers.items()}
 
 
 def model_names():

@@ -1,7 +1,7 @@
 """Thesis fig. 6.2's comparison: the trained controllers against iLQR per reach, with pictures.
 
 `illustrate(results, out_dir)` is the `thesis_fig_6_2` experiment's report section
-(`rnnzoo.zoo.experiments`). For every task the experiment trained controllers on, it
+(`rnnzoo.experiments.runner`). For every task the experiment trained controllers on, it
 
 - runs iLQR per reach (`rnnzoo.control.ilqr`, the thesis's gold standard, §6.7.1) on the runs'
   test reaches (the same reaches, constants and horizon as the controllers' `test_loss`) and
@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from rnnzoo.control import ilqr
 from rnnzoo.zoo import arm_controller  # registers the classes its checkpoints name
-from rnnzoo.zoo.checkpoint import Checkpointer
+from rnnzoo.training.checkpoint import Checkpointer
 
 ILQR_ITERATIONS = 100
 THESIS_ILQR = {"center_out": "8.95e-5"}
@@ -40,7 +40,7 @@ def trained_layer(result):
 
 
 def test_batch(layer, config):
-    """The reaches the run's `test_loss` is measured on (`rnnzoo.zoo.arm_controller.build`)."""
+    """The reaches the run's `test_loss` is measured on (`rnnzoo.zoo.arm_controller.model.build`)."""
     if layer.task.name == "ddn":
         return layer.task.test_batch(config["seed"],
                                      config["test_size"] or arm_controller.DDN_TEST_SIZE)

@@ -1,16 +1,16 @@
 """The training loop shared by every zoo family: optimizer, checkpoints, metrics.
 
-    from rnnzoo.zoo.training import TrainConfig, train
+    from rnnzoo.training.loop import TrainConfig, train
     metrics = train(TrainConfig(model="irnn", task="addition", seq_len=50,
                                 optimizer="momentum", learning_rate=1e-3,
                                 clip_norm=0.1, batch_size=16, train_steps=2000,
                                 model_dir="/tmp/irnn"))
 
-`train` builds the family's model (`rnnzoo.zoo.registry`), runs its
+`train` builds the family's model (`rnnzoo.training.registry`), runs its
 pretraining once on a fresh run, checkpoints it as step 0, and fits it with
 `keras.Model.fit` in rounds of `eval_every` steps. After every round it
-evaluates the family's metrics (`rnnzoo.zoo.evaluation`), writes TensorBoard
-scalars and `metrics.json`, checkpoints atomically (`rnnzoo.zoo.checkpoint`)
+evaluates the family's metrics (`rnnzoo.training.evaluation`), writes TensorBoard
+scalars and `metrics.json`, checkpoints atomically (`rnnzoo.training.checkpoint`)
 and stops early once the success criterion holds. Re-running with the same
 `model_dir` resumes from the checkpoint; a larger `train_steps` continues
 training.
@@ -22,11 +22,11 @@ is, and `metrics.json` says `"diverged": true` with the step and
 checkpoint (e.g. with a lower `--learning_rate`).
 
 Every evaluation that improves the family's primary metric
-(`rnnzoo.zoo.evaluation.primary_metric`, its direction decides) is also kept as
+(`rnnzoo.training.evaluation.primary_metric`, its direction decides) is also kept as
 the best checkpoint (`best_model.keras`, which `rnnzoo-export` exports);
 `metrics.json` records `best_step` and `best` (its metrics). A run whose
 held-out metric or training loss gets clearly and persistently worse than its
-best (`rnnzoo.zoo.degradation`) is reported as `"degraded": true` with its
+best (`rnnzoo.training.degradation`) is reported as `"degraded": true` with its
 `peak_step` (judged afresh at every evaluation: a run that recovers is no
 longer degraded), and with `stop_when_degraded` it stops there; the best
 checkpoint holds the model of its peak, and a re-run resumes from the last
@@ -44,11 +44,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rnnzoo.zoo import distribution, evaluation, registry
-from rnnzoo.zoo.checkpoint import Checkpointer, model_file
-from rnnzoo.zoo.degradation import StepLosses, TrainLossMonitor, heldout_degradation
-from rnnzoo.zoo.position_weights import per_position_mean
-from rnnzoo.zoo.optimizer_factory import (
+from rnnzoo.training import distribution, evaluation, registry
+from rnnzoo.training.checkpoint import Checkpointer, model_file
+from rnnzoo.training.degradation import StepLosses, TrainLossMonitor, heldout_degradation
+from rnnzoo.training.position_weights import per_position_mean
+from rnnzoo.training.optimizer_factory import (
     DEFAULT_CLIP_NORM,
     DEFAULT_LEARNING_RATE,
     DEFAULT_LR_DECAY_STEPS,
@@ -64,7 +64,7 @@ class TrainConfig:
     """A training run; the `rnnzoo-train` flags map 1:1 onto these fields.
 
     Attributes:
-        model, task: registry names (`rnnzoo.zoo.registry.model_names()`,
+        model, task: registry names (`rnnzoo.training.registry.model_names()`,
             `rnnzoo.data.task_names()`); `task=None` uses the model family's
             default (`addition`; `digits` for `deep_autoencoder`; none for
             the char-level language models, which read a corpus).
@@ -110,7 +110,7 @@ class TrainConfig:
         model_dir: checkpoint, metrics and TensorBoard directory.
         early_stop: stop once the paper's success criterion holds on the test set.
         gradient_steps: steps at which to record gradient propagation
-            (`rnnzoo.zoo.gradient_propagation`); empty: never.
+            (`rnnzoo.training.gradient_propagation`); empty: never.
         max_seconds: wall-clock budget of this invocation (0: none), counted
             from the start of `train` (model building and layer-wise
             pretraining included); the run stops after the step that exceeds
@@ -118,7 +118,7 @@ class TrainConfig:
         degraded_patience: evaluations (and x 100 steps of the smoothed
             training loss) in a row worse than the best by more than
             `degraded_tolerance` that make the run degraded
-            (`rnnzoo.zoo.degradation`); 0: never.
+            (`rnnzoo.training.degradation`); 0: never.
         degraded_tolerance: relative margin of the degradation rule.
         stop_when_degraded: stop the run once it is degraded (else it goes
             on, reported as degraded until it recovers).
@@ -132,7 +132,7 @@ class TrainConfig:
             its curvature products and CG, in float32.
         distribution_strategy: `default` (one device), `mirrored` (the
             local GPUs or `devices`) or `multi_worker_mirrored` (the hosts of
-            `TF_CONFIG`); see `rnnzoo.zoo.distribution`. Each step's global
+            `TF_CONFIG`); see `rnnzoo.training.distribution`. Each step's global
             batch of `batch_size` is split into equal shards, one per replica;
             only the chief writes checkpoints, metrics and summaries.
         devices: device names of the `mirrored` strategy (empty: every GPU,
@@ -591,7 +591,7 @@ def _train(config, callbacks, model_options, checkpointer, state, strategy, star
         dataset = distribution.distribute_train_dataset(strategy, dataset, config.batch_size)
     all_callbacks = [_RoundEnd(run), *callbacks]
     if config.gradient_steps:
-        from rnnzoo.zoo.gradient_propagation import GradientPropagation
+        from rnnzoo.training.gradient_propagation import GradientPropagation
 
         all_callbacks.append(
             GradientPropagation(
