@@ -7,6 +7,8 @@
 - `AugmentedHessianFree`: AHF (§6.2), line searches on the objective along A-conjugate
   Krylov directions with the previous update as hot start; train with `rnnzoo.Model`.
 - `LBFGS`: L-BFGS with memory 100 (the baseline of §6.7.1), in-graph; train with `rnnzoo.Model`.
+- `SecondOrderOptimizer`: the base of these three, optimizers that run one whole iteration per
+  `fit` step (`runs_own_step`); `second_order` holds what they share.
 - `gauss_newton_operator`: the Gauss-Newton matrix on a batch as `product(vectors)`,
   one forward pass for any number of products (the operator HF's CG uses).
 - `gauss_newton_product`: one Gauss-Newton matrix-vector product, for curvature analysis.
@@ -19,8 +21,9 @@ from rnnzoo.optimizers.hessian_free import HessianFree
 from rnnzoo.optimizers.lbfgs import LBFGS
 from rnnzoo.optimizers.momentum import Momentum
 from rnnzoo.optimizers.nag import NAG
+from rnnzoo.optimizers.second_order import SecondOrderOptimizer
 
 __all__ = [
-    "LBFGS", "AugmentedHessianFree", "HessianFree", "Momentum", "NAG", "gauss_newton_operator",
-    "gauss_newton_product", "schedules",
+    "LBFGS", "AugmentedHessianFree", "HessianFree", "Momentum", "NAG", "SecondOrderOptimizer",
+    "gauss_newton_operator", "gauss_newton_product", "schedules",
 ]

@@ -31,17 +31,20 @@ Choices the thesis leaves open (measured in `tests/test_augmented_hessian_free.p
   its first `curvature_fraction` (as HF, §4.5).
 """
 
-import math
-
 import keras
 import tensorflow as tf
 
-from rnnzoo.optimizers.gauss_newton import trainable_variables
-from rnnzoo.optimizers.hessian_free import _check, _LocalBatch, _unflatten
+from rnnzoo.optimizers.batches import LocalBatch
+from rnnzoo.optimizers.second_order import (
+    SecondOrderOptimizer,
+    backtracking_line_search,
+    check_number,
+    check_positive_integer,
+)
 
 
 @keras.saving.register_keras_serializable(package="rnnzoo")
-class AugmentedHessianFree(keras.optimizers.Optimizer):
+class AugmentedHessianFree(SecondOrderOptimizer):
     """Augmented Hessian-free (thesis §6.2), one AHF iteration per `fit` step.
 
     See the module docstring for the algorithm and the choices made. Use it through
@@ -59,37 +62,22 @@ class AugmentedHessianFree(keras.optimizers.Optimizer):
         name: optimizer name.
     """
 
-    runs_own_step = True
-
     def __init__(self, max_directions=50, curvature_fraction=0.1, tolerance=1e-3,
                  line_search_steps=10, name="augmented_hessian_free"):
-        _check("max_directions", max_directions, lambda v: isinstance(v, int) and v > 0,
-               "must be a positive integer, e.g. 50")
-        _check("curvature_fraction", curvature_fraction, lambda v: 0 < v <= 1, "must be in (0, 1]")
-        _check("tolerance", tolerance, lambda v: v >= 0, "must be >= 0 (0: run to the cap)")
-        _check("line_search_steps", line_search_steps, lambda v: isinstance(v, int) and v > 0,
-               "must be a positive integer")
+        check_positive_integer("max_directions", max_directions,
+                               "must be a positive integer, e.g. 50")
+        check_number("curvature_fraction", curvature_fraction, lambda v: 0 < v <= 1,
+                     "must be in (0, 1]")
+        check_number("tolerance", tolerance, lambda v: v >= 0, "must be >= 0 (0: run to the cap)")
+        check_positive_integer("line_search_steps", line_search_steps)
         super().__init__(learning_rate=1.0, name=name)
         self.max_directions = max_directions
         self.curvature_fraction = float(curvature_fraction)
         self.tolerance = float(tolerance)
         self.line_search_steps = line_search_steps
 
-    def build(self, variables):
-        if self.built:
-            return
-        super().build(variables)
-        dtype = variables[0].dtype if variables else keras.config.floatx()
-        self.previous_update = self.add_variable(
-            (sum(math.prod(v.shape) for v in variables),), dtype=dtype, name="previous_update"
-        )
-
-    def apply(self, grads, trainable_variables=None):
-        raise ValueError(
-            "AugmentedHessianFree computes its own steps from the loss and the batch, not from "
-            "gradients. Build the model with rnnzoo.Model(inputs, outputs) and train it with "
-            "model.fit."
-        )
+    def build_state(self, size, dtype):
+        self.previous_update = self.add_variable((size,), dtype=dtype, name="previous_update")
 
     def iterate(self, model, x, y, sample_weight=None):
         """One AHF iteration on the batch; leaves the weights at the result.
@@ -101,21 +89,9 @@ class AugmentedHessianFree(keras.optimizers.Optimizer):
             each direction; `directions`, the number of directions; `evaluations`, the
             objective evaluations of the line searches.
         """
-        variables = trainable_variables(model)
-        if model.loss is None:
-            raise ValueError("Compile the model with a loss before training with "
-                             "AugmentedHessianFree.")
-        if not self.built:
-            self.build(variables)
+        weights = self.begin_iteration(model)
         dtype = self.previous_update.dtype
-        theta = [tf.identity(v.value) for v in variables]
-        batch = _LocalBatch(self, model, x, y, sample_weight)
-
-        def loss_at(delta):
-            for variable, start, change in zip(variables, theta, _unflatten(delta, variables)):
-                variable.assign(start + change)
-            value = batch.loss()
-            return tf.where(tf.math.is_finite(value), value, tf.constant(math.inf, dtype))
+        batch = LocalBatch(self.curvature_fraction, model, x, y, sample_weight)
 
         loss_value, gradient, y_pred = batch.loss_and_gradient()
         finite = tf.math.is_finite(loss_value) & tf.reduce_all(tf.math.is_finite(gradient))
@@ -143,18 +119,16 @@ class AugmentedHessianFree(keras.optimizers.Optimizer):
             )
             model_step = tf.tensordot(direction, residual, 1) / tf.where(usable, curvature, 1)
 
-            def trial(j, step, accepted, value):
-                value = loss_at(offset + step * direction)
-                accepted = value < current
-                return j + 1, tf.where(accepted, step, 0.5 * step), accepted, value
-
-            trials, step, accepted, value = tf.while_loop(
-                lambda j, step, accepted, value: ~accepted & (j < self.line_search_steps) & usable,
-                trial,
-                (0, model_step, tf.constant(False), current),
+            search = backtracking_line_search(
+                lambda step: (weights.loss_at(offset + step * direction, batch.loss), ()),
+                lambda step, objective: objective < current,
+                current,
+                model_step,
+                0.5,
+                self.line_search_steps,
+                usable,
             )
-            step = tf.where(accepted, step, tf.zeros_like(step))
-            value = tf.where(accepted, value, current)
+            step, value = search.step, search.value
             offset = offset + step * direction
             model_product = model_product + step * direction_product
             row = [[i]]
@@ -175,7 +149,7 @@ class AugmentedHessianFree(keras.optimizers.Optimizer):
                 earlier - value <= tf.cast(window, dtype) * self.tolerance * total)
             done = ~usable | stalled | (i + 1 >= slots)
             return (i + 1, offset, model_product, value, directions, products, curvatures,
-                    losses, model_losses, evaluations + trials, done)
+                    losses, model_losses, evaluations + search.trials, done)
 
         zeros = tf.zeros([size], dtype)
         start = (
@@ -191,12 +165,8 @@ class AugmentedHessianFree(keras.optimizers.Optimizer):
         filled = tf.range(slots + 1) <= count
         losses = tf.where(filled, losses, final)
         model_losses = tf.where(filled, model_losses, tf.gather(model_losses, count))
-        for variable, value in zip(variables, theta):
-            variable.assign(value)
-        for variable, change in zip(variables, _unflatten(offset, variables)):
-            variable.assign_add(change)
+        self.finish_iteration(weights, offset)
         self.previous_update.assign(offset)
-        self.iterations.assign_add(1)
         return {
             "loss": loss_value, "y_pred": y_pred, "losses": losses, "model_losses": model_losses,
             "directions": count, "evaluations": evaluations,
@@ -209,7 +179,7 @@ class AugmentedHessianFree(keras.optimizers.Optimizer):
 
     def get_config(self):
         return {
-            "name": self.name,
+            **super().get_config(),
             "max_directions": self.max_directions,
             "curvature_fraction": self.curvature_fraction,
             "tolerance": self.tolerance,

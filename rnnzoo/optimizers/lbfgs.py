@@ -27,8 +27,12 @@ import math
 import keras
 import tensorflow as tf
 
-from rnnzoo.optimizers.gauss_newton import trainable_variables
-from rnnzoo.optimizers.hessian_free import _check, _flatten, _unflatten
+from rnnzoo.optimizers.second_order import ArmijoSearchOptimizer, check_positive_integer, flatten
+
+
+def _l1_norm(gradient):
+    """`|g|_1`, floored at 1e-30 (a first step `-g / |g|_1` stays finite)."""
+    return tf.maximum(tf.reduce_sum(tf.abs(gradient)), tf.constant(1e-30, gradient.dtype))
 
 
 def two_loop_direction(gradient, s, y, count, memory):
@@ -67,7 +71,7 @@ def two_loop_direction(gradient, s, y, count, memory):
     gamma = tf.where(
         used > 0,
         tf.tensordot(s_n, y_n, 1) / tf.tensordot(y_n, y_n, 1),
-        1.0 / tf.maximum(tf.reduce_sum(tf.abs(gradient)), tf.constant(1e-30, dtype)),
+        1.0 / _l1_norm(gradient),
     )
 
     def forward(k, r):
@@ -80,7 +84,7 @@ def two_loop_direction(gradient, s, y, count, memory):
 
 
 @keras.saving.register_keras_serializable(package="rnnzoo")
-class LBFGS(keras.optimizers.Optimizer):
+class LBFGS(ArmijoSearchOptimizer):
     """L-BFGS (memory 100, thesis §6.7.1), one iteration per `fit` step; see the module docstring.
 
     Use it through `rnnzoo.Model` like `HessianFree`:
@@ -100,38 +104,17 @@ class LBFGS(keras.optimizers.Optimizer):
         name: optimizer name.
     """
 
-    runs_own_step = True
-
     def __init__(self, memory=100, learning_rate=1.0, armijo=1e-4, line_search_shrink=0.5,
                  line_search_steps=30, name="lbfgs"):
-        _check("memory", memory, lambda v: isinstance(v, int) and v > 0,
-               "(pairs kept) must be a positive integer, e.g. 100")
-        _check("learning_rate", learning_rate, lambda v: v > 0, "(first step size) must be > 0")
-        _check("armijo", armijo, lambda v: 0 < v < 1, "must be in (0, 1)")
-        _check("line_search_shrink", line_search_shrink, lambda v: 0 < v < 1, "must be in (0, 1)")
-        _check("line_search_steps", line_search_steps, lambda v: isinstance(v, int) and v > 0,
-               "must be a positive integer")
-        super().__init__(learning_rate=learning_rate, name=name)
+        check_positive_integer("memory", memory,
+                               "(pairs kept) must be a positive integer, e.g. 100")
+        super().__init__(learning_rate, armijo, line_search_shrink, line_search_steps, name)
         self.memory = memory
-        self.armijo = float(armijo)
-        self.line_search_shrink = float(line_search_shrink)
-        self.line_search_steps = line_search_steps
 
-    def build(self, variables):
-        if self.built:
-            return
-        super().build(variables)
-        dtype = variables[0].dtype if variables else keras.config.floatx()
-        size = sum(math.prod(v.shape) for v in variables)
+    def build_state(self, size, dtype):
         self.s_memory = self.add_variable((self.memory, size), dtype=dtype, name="s_memory")
         self.y_memory = self.add_variable((self.memory, size), dtype=dtype, name="y_memory")
         self.pairs = self.add_variable((), dtype="int32", name="pairs")
-
-    def apply(self, grads, trainable_variables=None):
-        raise ValueError(
-            "LBFGS computes its own steps from the loss and the batch, not from gradients. "
-            "Build the model with rnnzoo.Model(inputs, outputs) and train it with model.fit."
-        )
 
     def run_step(self, model, x, y, sample_weight=None):
         """One L-BFGS iteration on the batch `(x, y, sample_weight)`.
@@ -140,21 +123,16 @@ class LBFGS(keras.optimizers.Optimizer):
             A dict with `loss` (before the step), `y_pred` (before the step), `step_size`
             (0: no acceptable step, memory cleared) and `pairs` (stored so far).
         """
-        variables = trainable_variables(model)
-        if model.loss is None:
-            raise ValueError("Compile the model with a loss before training with LBFGS.")
-        if not self.built:
-            self.build(variables)
+        weights = self.begin_iteration(model)
         dtype = self.s_memory.dtype
-        theta = [tf.identity(v.value) for v in variables]
 
         def value_and_gradient():
             with tf.GradientTape() as tape:
                 y_pred = model(x, training=False)
                 value = tf.cast(model.compute_loss(x=x, y=y, y_pred=y_pred,
                                                    sample_weight=sample_weight), dtype)
-            grads = tape.gradient(value, variables, unconnected_gradients="zero")
-            gradient = _flatten([tf.cast(g, dtype) for g in grads])
+            grads = tape.gradient(value, weights.variables, unconnected_gradients="zero")
+            gradient = flatten([tf.cast(g, dtype) for g in grads])
             ok = tf.math.is_finite(value) & tf.reduce_all(tf.math.is_finite(gradient))
             return tf.where(ok, value, tf.constant(math.inf, dtype)), gradient, y_pred
 
@@ -166,32 +144,20 @@ class LBFGS(keras.optimizers.Optimizer):
         slope = tf.tensordot(gradient, direction, 1)
         # A stale memory that no longer gives a descent direction restarts from -g.
         restart = ~(slope < 0)
-        direction = tf.where(restart, -gradient / tf.maximum(
-            tf.reduce_sum(tf.abs(gradient)), tf.constant(1e-30, dtype)), direction)
+        direction = tf.where(restart, -gradient / _l1_norm(gradient), direction)
         slope = tf.tensordot(gradient, direction, 1)
-        armijo = tf.cast(self.armijo, dtype)
 
-        def trial(i, step, accepted, new_gradient):
-            for variable, start, change in zip(variables, theta,
-                                               _unflatten(step * direction, variables)):
-                variable.assign(start + change)
+        def trial(step):
+            weights.assign(step * direction)
             value, grad, _ = value_and_gradient()
-            accepted = value <= loss_value + armijo * step * slope
-            return i + 1, tf.where(accepted, step, step * self.line_search_shrink), accepted, grad
+            return value, grad
 
-        _, step, accepted, new_gradient = tf.while_loop(
-            lambda i, step, accepted, _: ~accepted & (i < self.line_search_steps) & finite
-            & (slope < 0),
-            trial,
-            (0, tf.cast(self.learning_rate, dtype), tf.constant(False), gradient),
-        )
-        step = tf.where(accepted, step, tf.zeros_like(step))
-        for variable, value in zip(variables, theta):
-            variable.assign(value)
+        search = self.armijo_line_search(trial, loss_value, slope, finite & (slope < 0),
+                                         aux=gradient)
+        step, accepted = search.step, search.accepted
         s_new = step * direction
-        for variable, change in zip(variables, _unflatten(s_new, variables)):
-            variable.assign_add(change)
-        y_new = new_gradient - gradient
+        self.finish_iteration(weights, s_new)
+        y_new = search.aux - gradient
         curvature = tf.tensordot(s_new, y_new, 1)
         store = accepted & (curvature > 1e-10 * tf.norm(s_new) * tf.norm(y_new))
         row = tf.math.floormod(self.pairs.value, self.memory)
@@ -202,15 +168,7 @@ class LBFGS(keras.optimizers.Optimizer):
             store, tf.tensor_scatter_nd_update(self.y_memory.value, [[row]], [y_new]),
             self.y_memory.value))
         self.pairs.assign(tf.where(accepted, self.pairs + tf.cast(store, tf.int32), 0))
-        self.iterations.assign_add(1)
         return {"loss": loss_value, "y_pred": y_pred, "step_size": step, "pairs": self.pairs.value}
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "memory": self.memory,
-            "learning_rate": float(self.learning_rate.numpy()),
-            "armijo": self.armijo,
-            "line_search_shrink": self.line_search_shrink,
-            "line_search_steps": self.line_search_steps,
-        }
+        return {**super().get_config(), "memory": self.memory}

@@ -71,32 +71,26 @@ class PiecewiseConstantMomentum(LearningRateSchedule):
 
 
 @keras.saving.register_keras_serializable(package="rnnzoo")
-class ExponentialProgression(LearningRateSchedule):
+class ExponentialProgression(PiecewiseConstantMomentum):
     """A momentum progression placed at exponentially spaced steps (thesis §7.3).
 
     `values[0]` holds until `first_step`, `values[i]` from
-    `first_step * factor**(i - 1)` on. The defaults are the thesis's
-    progression [0.8, 0.9, 0.95, 0.97, 0.99, 0.995, 0.997, 0.999], reaching
-    0.999 at step 200,000 (3125 * 2**6) as in the 600,000-step autoencoder runs.
+    `first_step * factor**(i - 1)` on: a `PiecewiseConstantMomentum` with these
+    boundaries. The defaults are the thesis's progression
+    [0.8, 0.9, 0.95, 0.97, 0.99, 0.995, 0.997, 0.999], reaching 0.999 at step
+    200,000 (3125 * 2**6) as in the 600,000-step autoencoder runs.
     """
 
     def __init__(self, values=THESIS_PROGRESSION, first_step=3125, factor=2.0):
-        values = [float(v) for v in values]
-        for value in values:
-            check_momentum("values", value)
         if not isinstance(first_step, int) or first_step <= 0:
             raise ValueError(f"`first_step` must be a positive integer, got {first_step!r}.")
         if not factor > 1:
             raise ValueError(f"`factor` must be > 1 (boundaries grow by it), got {factor!r}.")
-        self.values = values
         self.first_step = first_step
         self.factor = float(factor)
-        self.boundaries = _check_boundaries(
-            [round(first_step * self.factor**i) for i in range(len(values) - 1)], values
-        )
-
-    def __call__(self, step):
-        return _piecewise(step, self.boundaries, self.values)
+        values = list(values)
+        super().__init__([round(first_step * self.factor**i) for i in range(len(values) - 1)],
+                         values)
 
     def get_config(self):
         return {"values": self.values, "first_step": self.first_step, "factor": self.factor}

@@ -13,8 +13,15 @@ from rnnzoo.optimizers import LBFGS, NAG, AugmentedHessianFree, HessianFree, sch
 from rnnzoo.optimizers.hessian_free import CG_WARM_STARTS, EVALUATION_BATCHES
 from rnnzoo.optimizers.momentum import Momentum
 
-OPTIMIZERS = ("sgd", "momentum", "nag", "adam", "hf", "ahf", "lbfgs")
-OWN_STEP_OPTIMIZERS = ("hf", "ahf", "lbfgs")
+OPTIMIZER_CLASSES = {
+    "sgd": keras.optimizers.SGD, "momentum": Momentum, "nag": NAG, "adam": keras.optimizers.Adam,
+    "hf": HessianFree, "ahf": AugmentedHessianFree, "lbfgs": LBFGS,
+}
+"""The class `make_optimizer` builds for each name of `--optimizer`."""
+OPTIMIZERS = tuple(OPTIMIZER_CLASSES)
+OWN_STEP_OPTIMIZERS = tuple(
+    name for name, cls in OPTIMIZER_CLASSES.items() if getattr(cls, "runs_own_step", False)
+)
 """Optimizers that choose their own step (line searches): no learning-rate clipping applies."""
 MOMENTUM_SCHEDULES = ("constant", "piecewise", "nesterov", "progression")
 DEFAULT_LEARNING_RATE = 1e-3
