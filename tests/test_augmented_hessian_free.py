@@ -8,7 +8,7 @@ import keras
 import rnnzoo
 from rnnzoo.optimizers import AugmentedHessianFree, gauss_newton_operator
 from rnnzoo.optimizers.conjugate_gradient import conjugate_gradient
-from rnnzoo.optimizers.hessian_free import _flatten, _unflatten
+from rnnzoo.optimizers.second_order import flatten, unflatten
 from rnnzoo.optimizers.matching_losses import matching_loss
 
 
@@ -67,12 +67,12 @@ def _cg_step_loss(model, x, y, steps):
     loss = matching_loss("mse")
     with tf.GradientTape() as tape:
         value = loss.value(y, model(x, training=False))
-    gradient = _flatten(tape.gradient(value, variables))
+    gradient = flatten(tape.gradient(value, variables))
     product = gauss_newton_operator(model, loss, x, 0.0, y=y)
     iterates, _, count, _ = conjugate_gradient(
-        lambda v: _flatten(product(_unflatten(v, variables))), -gradient,
+        lambda v: flatten(product(unflatten(v, variables))), -gradient,
         tf.zeros_like(gradient), steps, tolerance=0.0)
-    step = _unflatten(iterates[count - 1], variables)
+    step = unflatten(iterates[count - 1], variables)
     for variable, start, change in zip(variables, theta, step):
         variable.assign(start + change)
     result = float(loss.value(y, model(x, training=False)))

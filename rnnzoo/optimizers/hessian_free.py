@@ -12,11 +12,8 @@ from rnnzoo.optimizers.second_order import (
     check_choice,
     check_number,
     check_positive_integer,
-    flatten,
-    unflatten,
 )
 
-_flatten, _unflatten = flatten, unflatten  # the names tests/test_augmented_hessian_free.py uses
 
 CG_WARM_STARTS = ("backtracked", "final")
 """The values of `HessianFree(cg_warm_start=...)`, the default first."""
