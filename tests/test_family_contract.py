@@ -13,8 +13,9 @@ else (no per-family code here: a family that needs more breaks its declaration):
    RTRBM's linear learning-rate decay to 0 at `train_steps`, makes that differ by design);
 3. `rnnzoo.export.export_run` writes a SavedModel whose signature keys are exactly the
    `signature_key`s of the family's declared contracts (`Family.signatures`,
-   `rnnzoo.serving.signatures.CONTRACTS`), nothing else (the writer checks each signature against
-   its contract);
+   `rnnzoo.serving.signatures.CONTRACTS`) and `serving_default` when it declares a
+   `default_signature` (then the same inputs and outputs as that contract's signature), nothing
+   else (the writer checks each signature against its contract);
 4. served by one embedded server (every family's export under the family's name, added to the
    server's model config as it is exported), a `rnnzoo.serving.Client` (gRPC) call of every declared
    contract, with the contract's defaults and the least required inputs derived from its input
@@ -146,6 +147,12 @@ def export(run, tmp_path_factory):
 def test_the_export_carries_exactly_the_declared_contracts(run, export):
     _, _, loaded = export
     declared = {CONTRACTS[name].signature_key for name in run.family.signatures}
+    if run.family.default_signature:
+        declared.add("serving_default")
+        default, named = (loaded.signatures[key] for key in (
+            "serving_default", CONTRACTS[run.family.default_signature].signature_key))
+        assert default.structured_outputs.keys() == named.structured_outputs.keys()
+        assert default.structured_input_signature == named.structured_input_signature
     exported = set(loaded.signatures)
     assert exported == declared, (
         f"{run.family.name} exports signatures {sorted(exported - declared)} that its Family.signatures "
@@ -257,6 +264,7 @@ def test_contracts_and_family_declarations_name_each_other():
     assert set(CONTRACTS) <= carried, f"contracts no family carries: {sorted(set(CONTRACTS) - carried)}"
     for family in FAMILIES.values():
         unknown = set(family.signatures) - set(CONTRACTS)
+        assert family.default_signature in (None, *family.signatures), family.name
         assert not unknown, f"family {family.name} names unknown contracts {sorted(unknown)}"
         assert family.signatures, f"family {family.name} declares no contract"
         assert family.export is not None, f"family {family.name} declares no exporter"

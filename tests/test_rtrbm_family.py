@@ -112,6 +112,20 @@ def exported(trained_run):
     return base, Checkpointer(config.model_dir).load_model().rbm
 
 
+def test_a_resumed_run_decays_its_learning_rate_to_its_own_train_steps(tmp_path):
+    # Plain SGD: a step moves the weights only by the decayed CD gradient. The first invocation
+    # (2 updates) decays to 0 at update 2; resumed to 4, update 3 must still learn.
+    fields, options = registry.get_family("rtrbm").smallest(str(tmp_path))
+    config = TrainConfig(**{**fields, "optimizer": "sgd"}, train_steps=2, eval_every=1, test_size=2, verbose=0,
+                         model_dir=str(tmp_path / "run"))
+    train(config, **options)
+    before = keras.saving.load_model(str(tmp_path / "run" / "model.keras"), compile=False).get_weights()
+    train(dataclasses.replace(config, train_steps=4), **options)
+    after = keras.saving.load_model(str(tmp_path / "run" / "model.keras"), compile=False)
+    assert after.lr_decay_steps == 4
+    assert max(float(np.abs(a - b).max()) for a, b in zip(after.get_weights(), before)) > 1e-6
+
+
 def test_the_export_predicts_and_generates_as_the_layer(trained_run):
     base, rbm = exported(trained_run)
     loaded = tf.saved_model.load(str(base / "1"))

@@ -555,6 +555,8 @@ def _train(config, callbacks, model_options, checkpointer, state, strategy, star
     if state is not None:
         _check_resumable(config, state, config.model_dir)
         model = checkpointer.load_model()
+        if built.resume is not None:
+            built.resume(model)
         done = state["step"] >= config.train_steps or (
             config.early_stop and state["history"] and state["history"][-1]["success"]
         )

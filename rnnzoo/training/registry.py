@@ -48,6 +48,9 @@ class Built:
         pretrain: optional `pretrain(model, train_config)` run once
             before supervised training of a fresh model (e.g. layer-wise
             pretraining); returns a dict of pretraining statistics.
+        resume: optional `resume(model)` run on the model a resumed run restores, before it
+            trains on: adjusts what follows this invocation's settings (e.g. a learning-rate
+            decay to 0 at a `train_steps` that the resumed run raised).
         description: one line shown at the start of training.
     """
 
@@ -59,6 +62,7 @@ class Built:
     success: Any = None
     evaluate: Callable | None = None
     pretrain: Callable | None = None
+    resume: Callable | None = None
     description: str = ""
 
 
@@ -75,6 +79,9 @@ class Family:
             the family's exporter (what `rnnzoo-export` runs; each further keyword argument, e.g.
             a size cap, becomes an `rnnzoo-export` flag); `None`: the family has none yet.
         signatures: the serving contracts (`rnnzoo.serving.signatures`) its exports carry.
+        default_signature: the one of `signatures` its exports also carry as `serving_default`
+            (what TF Serving runs for a request that names no signature); `None`: none, or the
+            `predict` contract, whose signature key is `serving_default` itself.
         smallest: `smallest(directory) -> (TrainConfig fields, model options)`: the family's
             smallest configuration, which the family tests train, resume, export and serve
             (any data it needs is written into `directory`).
@@ -94,6 +101,7 @@ class Family:
     build: Callable
     export: Callable | None = None
     signatures: tuple = ()
+    default_signature: str | None = None
     smallest: Callable | None = None
     evaluate: Callable | None = None
     tasks: tuple | None = None

@@ -65,6 +65,7 @@ FAMILY = registry.register(
         evaluate=evaluate_model_dir,
         export=export_model_dir,
         signatures=("generate", "score"),
+        default_signature="generate",
         smallest=smallest,
     )
 )

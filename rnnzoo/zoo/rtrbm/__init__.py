@@ -56,6 +56,7 @@ FAMILY = registry.register(
                  for model in MODELS},
         export=export_model_dir,
         signatures=("next_frame", "generate_frames"),
+        default_signature="next_frame",
         smallest=lambda directory: (
             dict(model="rtrbm", optimizer="momentum", batch_size=2, seq_len=8),
             dict(units=12, pretrain_steps=3, pretrain_sequences=2, pretrain_batch_size=10,

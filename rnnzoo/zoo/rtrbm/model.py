@@ -272,12 +272,11 @@ def build(model_name, config, train_config):
         ),
         evaluate=evaluate,
         pretrain=pretrain,
+        # A resumed run decays to 0 at its own train_steps, not at the first invocation's.
+        resume=lambda restored: setattr(restored, "lr_decay_steps", decay),
         description=(
             f"{model_name} ({config.units} hidden units) on {config.balls}-ball videos, {frames} frames of "
             f"{config.resolution}x{config.resolution}; CD-{config.initial_cd_steps} for "
             f"{config.initial_cd_updates} updates, then CD-{config.cd_steps}; metric: next-frame MSE per pixel"
         ),
     )
-
-
-# ------------------------------------------------------------- pictures

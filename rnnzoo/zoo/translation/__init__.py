@@ -78,6 +78,7 @@ FAMILY = registry.register(
         recipes={"seq2seq": RECIPE},
         export=export_model_dir,
         signatures=("translate",),
+        default_signature="translate",
         smallest=smallest,
     )
 )
