@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from rnnzoo.export import export_char_lm  # noqa: E402
+from rnnzoo.zoo.char_lm import export_char_lm  # noqa: E402
 from rnnzoo.zoo import char_lm  # noqa: E402
 from rnnzoo.training.loop import TrainConfig, train  # noqa: E402
 from rnnzoo.zoo.char_lm import text_evaluation  # noqa: E402

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from rnnzoo.data.char_corpus import Vocabulary, load_corpus
-from rnnzoo.export import export_model_dir
+from rnnzoo.zoo.char_lm import export_model_dir
 from rnnzoo.zoo.char_lm import text_evaluation
 
 TEXT = "the cat sat on the mat. a dog ran to the log. "

@@ -14,13 +14,12 @@ import tensorflow as tf
 from rnnzoo.export import (
     ServingParityError,
     check_serving_parity,
-    export_char_lm,
-    export_model_dir,
     next_version,
     read_warmup_requests,
     save_for_serving,
 )
 from rnnzoo.zoo import char_lm
+from rnnzoo.zoo.char_lm import export_char_lm, export_model_dir
 from rnnzoo.zoo.char_lm import text_evaluation
 from rnnzoo.data.char_tokenizer import START
 from rnnzoo.zoo.char_lm.model import CharLMConfig

@@ -14,7 +14,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from rnnzoo.export import export_char_lm, export_run
+from rnnzoo.export import export_run
+from rnnzoo.zoo.char_lm import export_char_lm
 from tests.char_lm_runs import train_char_lm
 from rnnzoo.training.loop import TrainConfig, train
 

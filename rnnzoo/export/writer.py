@@ -16,7 +16,7 @@ Serving's layout:
 6. an atomic rename of the staging directory to `<export_base>/<version>`.
 
 Any failure removes the staging directory: nothing partial ever appears as a version, and the
-versions already exported stay as they were. A family's exporter (`rnnzoo/export/<family>.py`)
+versions already exported stay as they were. A family's exporter (`rnnzoo/zoo/<family>/export.py`)
 only builds its serving functions and warmup requests.
 """
 
