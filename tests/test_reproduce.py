@@ -164,7 +164,7 @@ def test_runs_with_panels_are_drawn_one_panel_each(tmp_path, monkeypatch):
 def test_fig_4_1_medium_runs_all_eight_problems_at_t100_with_and_without_structural_damping():
     runs = experiments.get_experiment("thesis_fig_4_1").runs("medium")
     assert len(runs) == 16
-    assert {r.config.task for r in runs} == {t for _, t in experiments.PATHOLOGICAL_PROBLEMS}
+    assert {r.config.task for r in runs} == {t for _, t in thesis.PATHOLOGICAL_PROBLEMS}
     for run in runs:
         config = run.config
         assert (config.seq_len, run.options["units"], config.optimizer) == (100, 100, "hf")

@@ -238,7 +238,7 @@ def test_eval_decodings_score_one_model_under_every_decoding(run, trained):
     translator = trained[2]
     sources, references = [s for s, _ in test], [t for _, t in test]
     for width, alpha in ((4, 0.0), (12, 1.0)):
-        expected = translation.score_translations(
+        expected = translation.scores.score_translations(
             translation.translate_all(translator, sources, width, alpha), references)["bleu"]
         assert values[translation.decoding_metric(width, alpha)] == pytest.approx(expected)
 
