@@ -107,9 +107,9 @@ def exported(trained_run):
     base = root / "serving"
     if not (base / "1").exists():
         export_run(config.model_dir, str(base), max_frames=50)
-    from rnnzoo.training.checkpoint import Checkpointer
+    from rnnzoo.training.run_directory import RunDirectory
 
-    return base, Checkpointer(config.model_dir).load_model().rbm
+    return base, RunDirectory(config.model_dir).load_model().rbm
 
 
 def test_the_export_predicts_and_generates_as_the_layer(trained_run):
