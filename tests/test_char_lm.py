@@ -38,9 +38,14 @@ def corpus(corpus_path):
 
 
 @pytest.fixture(scope="module")
-def trained(corpus_path, tmp_path_factory):
+def run_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("run")
+
+
+@pytest.fixture(scope="module")
+def trained(corpus_path, run_dir):
     model, _, metrics = train_char_lm(
-        tmp_path_factory.mktemp("run"), corpus_path, steps=300, eval_every=100, seq_len=SEQ_LEN,
+        run_dir, corpus_path, steps=300, eval_every=100, seq_len=SEQ_LEN,
         context=CONTEXT, units=48, holdout_chars=460)
     return model, metrics
 
@@ -311,14 +316,9 @@ def test_registry_build_reports_heldout_bits_per_char(corpus, tmp_path):
     assert x.shape == (8, 30) and float(w[0, :10].numpy().sum()) == 0.0
 
 
-def test_evaluate_model_dir_runs_every_chapter_5_evaluation(corpus, trained, tmp_path):
+def test_evaluate_model_dir_runs_every_chapter_5_evaluation(corpus, trained, run_dir, tmp_path):
     model, _ = trained
-    path = tmp_path / "tiny.txt"
-    path.write_text(SENTENCES * 60, encoding="utf-8")
-    config = CharLMConfig(units=48, corpus=str(path), holdout_chars=460, context=CONTEXT)
-    char_lm.save_run_files(str(tmp_path / "run"), corpus.vocabulary, "char_mrnn", config, SEQ_LEN)
-    model.save(str(tmp_path / "run" / "model.keras"))
-    result = char_lm.evaluate_model_dir(str(tmp_path / "run"), prompts=("the cat ",), temperature=0.5,
+    result = char_lm.evaluate_model_dir(str(run_dir), prompts=("the cat ",), temperature=0.5,
                                         sample_length=10, completion_prefixes=("a dog ",), num_completions=2,
                                         debag_bags=3, debag_k=3)
     assert result["bits_per_char"] == pytest.approx(text_evaluation.bits_per_char(model, corpus, SEQ_LEN, CONTEXT)["bits_per_char"])
@@ -326,5 +326,5 @@ def test_evaluate_model_dir_runs_every_chapter_5_evaluation(corpus, trained, tmp
     assert len(result["samples"]["the cat "]) == 18
     assert len(result["completions"]["a dog "]) == 2
     assert result["debagging"]["bags"] == 3 and 0.0 <= result["debagging"]["accuracy"] <= 1.0
-    with pytest.raises(ValueError, match="is not a trained char LM: model.keras, vocabulary.json, char_lm.json missing"):
+    with pytest.raises(ValueError, match=r"is no trained char LM \(checkpoint.json, model.keras, vocabulary.json missing\)"):
         char_lm.load_trained(str(tmp_path / "empty"))

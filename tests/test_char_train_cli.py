@@ -5,11 +5,11 @@ import os
 import subprocess
 import sys
 
-import keras
 import pytest
 import tensorflow as tf
 
-from rnnzoo.data.char_corpus import Vocabulary, load_corpus
+from rnnzoo.data.char_corpus import load_corpus
+from rnnzoo.zoo import char_lm
 from rnnzoo.zoo.char_lm import export_model_dir
 from rnnzoo.zoo.char_lm import text_evaluation
 
@@ -38,8 +38,8 @@ def test_rnnzoo_train_char_mrnn_reports_heldout_bpc_and_exports(tmp_path):
     assert metrics["step"] == 40 and metrics["model"] == "char_mrnn"
     assert metrics["task"] is None and metrics["task_options"] == {}  # a corpus, not a task
     corpus = load_corpus(str(corpus_path), holdout_chars=200)
-    assert Vocabulary.load(str(model_dir / "vocabulary.json")) == corpus.vocabulary
-    model = keras.saving.load_model(str(model_dir / "model.keras"), compile=False)
+    model, vocabulary, _ = char_lm.load_trained(str(model_dir), checkpoint="last")
+    assert vocabulary == corpus.vocabulary
     # The loop's metric is the held-out bits per character of the checkpoint, not an error rate.
     heldout = text_evaluation.bits_per_char(model, corpus, 30, 10)["bits_per_char"]
     assert metrics["bits_per_char"] == pytest.approx(heldout, rel=1e-4)

@@ -99,7 +99,7 @@ def test_options_of_another_model_family_are_refused(tmp_path, parse_flags, caps
 def test_evaluate_without_a_checkpoint_names_the_directory(tmp_path):
     from rnnzoo.training.loop import evaluate_checkpoint
 
-    with pytest.raises(ValueError, match=f"No checkpoint in '{tmp_path}'"):
+    with pytest.raises(ValueError, match=f"'{tmp_path}' is no rnnzoo training run"):
         evaluate_checkpoint(str(tmp_path))
 
 
@@ -166,20 +166,20 @@ def _train_tiny(parse_flags, capsys, model_dir, *flags):
 
 def test_mixed_precision_builds_mixed_float16_models_but_hf_keeps_float32(tmp_path, parse_flags,
                                                                           capsys):
-    from rnnzoo.training.checkpoint import Checkpointer
+    from rnnzoo.training.run_directory import RunDirectory
 
     for optimizer, policy in (("adam", "mixed_float16"), ("hf", "float32")):
         model_dir = str(tmp_path / optimizer)
         _train_tiny(parse_flags, capsys, model_dir, f"--optimizer={optimizer}",
                     "--hf_max_cg_iterations=5", "--mixed_precision")
-        model = Checkpointer(model_dir).load_model()
+        model = RunDirectory(model_dir).load_model()
         policies = {layer.dtype_policy.name for layer in model.layers if layer.weights}
         assert policies == {policy}, optimizer
         assert all(w.dtype == "float32" for w in model.trainable_weights)
 
 
 def test_hf_flags_reach_the_optimizer_and_a_resumed_run_keeps_them(tmp_path, parse_flags, capsys):
-    from rnnzoo.training.checkpoint import Checkpointer
+    from rnnzoo.training.run_directory import RunDirectory
 
     model_dir = str(tmp_path / "hf")
     _train_tiny(parse_flags, capsys, model_dir, "--optimizer=hf", "--hf_damping=2",
@@ -187,7 +187,7 @@ def test_hf_flags_reach_the_optimizer_and_a_resumed_run_keeps_them(tmp_path, par
                 "--hf_evaluation_batch=curvature")
 
     def saved_settings():
-        optimizer = Checkpointer(model_dir).load_model().optimizer
+        optimizer = RunDirectory(model_dir).load_model().optimizer
         config = optimizer.get_config()
         return int(optimizer.iterations.numpy()), {k: config[k] for k in (
             "damping", "max_cg_iterations", "cg_warm_start", "evaluation_batch")}

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from rnnzoo.training import distribution
 from rnnzoo.training.loop import TrainConfig, check_config
+from rnnzoo.training.run_directory import RunDirectory
 from tests import distributed_runs
 
 RUNS_SCRIPT = os.path.join(os.path.dirname(__file__), "distributed_runs.py")
@@ -113,8 +114,7 @@ def test_two_local_workers_train_checkpoint_once_resume_and_agree_with_one_proce
     for run in ("momentum", "hf"):  # one checkpoint, written by the chief only
         assert sorted(os.listdir(base / run)) == ["best_model.keras", "checkpoint.json", "metrics.json",
                                                   "model.keras", "tensorboard"]
-        with open(base / run / "checkpoint.json") as f:
-            assert json.load(f)["step"] == {"momentum": 4, "hf": 4}[run]
+        assert RunDirectory(base / run).state()["step"] == {"momentum": 4, "hf": 4}[run]
 
 
 def test_a_global_batch_is_split_into_contiguous_replica_shards():

@@ -9,7 +9,6 @@ import sys
 import textwrap
 
 import grpc
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -19,6 +18,7 @@ from rnnzoo.export import export_run, read_warmup_requests
 from rnnzoo.serving import Client, ModelServer, ServerOptions
 from rnnzoo.zoo.arm_controller import closed_loop_layer
 from rnnzoo.training.loop import TrainConfig, train
+from rnnzoo.training.run_directory import RunDirectory
 
 UNITS, STEPS, DELAY = 4, 6, 2
 START = np.array([[0.785, 1.571, 0.0, 0.0], [0.6, 1.2, 0.1, -0.2]], np.float32)
@@ -32,7 +32,7 @@ def run(tmp_path_factory):
     train(TrainConfig(model="arm_controller", task="postural", seq_len=STEPS, optimizer="adam",
                       learning_rate=0.01, train_steps=2, eval_every=2, model_dir=model_dir,
                       verbose=0), units=UNITS, delay=DELAY)
-    model = keras.saving.load_model(os.path.join(model_dir, "model.keras"), compile=False)
+    model = RunDirectory(model_dir).load_model(compile=False)
     return model_dir, closed_loop_layer(model)
 
 

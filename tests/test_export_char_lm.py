@@ -18,22 +18,24 @@ from rnnzoo.export import (
     read_warmup_requests,
     save_for_serving,
 )
-from rnnzoo.zoo import char_lm
 from rnnzoo.zoo.char_lm import export_char_lm, export_model_dir
 from rnnzoo.zoo.char_lm import text_evaluation
 from rnnzoo.data.char_tokenizer import START
-from rnnzoo.zoo.char_lm.model import CharLMConfig
 from tests.char_lm_runs import train_char_lm
 
 TEXT = "the cat sat on the mat. a dog ran to the log. "
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def run_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("run")
+
+
+@pytest.fixture(scope="module")
+def trained(run_dir, tmp_path_factory):
     path = tmp_path_factory.mktemp("corpus") / "tiny.txt"
     path.write_text(TEXT * 40, encoding="utf-8")
-    model, vocabulary, _ = train_char_lm(tmp_path_factory.mktemp("run"), path, steps=60,
-                                         units=24, holdout_chars=200)
+    model, vocabulary, _ = train_char_lm(run_dir, path, steps=60, units=24, holdout_chars=200)
     return model, vocabulary
 
 
@@ -233,22 +235,19 @@ def run_cli(*args):
                           timeout=300, env=env)
 
 
-def test_rnnzoo_export_cli(trained, tmp_path):
+def test_rnnzoo_export_cli(trained, run_dir, tmp_path):
     model, vocabulary = trained
-    model_dir = tmp_path / "run"
-    char_lm.save_run_files(str(model_dir), vocabulary, "char_mrnn", CharLMConfig(units=24), 30)
-    model.save(str(model_dir / "model.keras"))
     base = tmp_path / "serving"
-    first = run_cli(f"--model_dir={model_dir}", f"--export_base={base}")
+    first = run_cli(f"--model_dir={run_dir}", f"--export_base={base}")
     assert first.returncode == 0, first.stderr[-2000:]
     assert first.stdout.strip().splitlines()[-1] == str(base / "1")
     loaded = tf.saved_model.load(str(base / "1"))
     text = loaded.signatures["generate"](prompt=tf.constant(["the cat "]), max_length=tf.constant([8]),
                                          temperature=tf.constant([0.0]), seed=tf.constant([0], tf.int64))["text"]
     assert text.numpy()[0].decode() == greedy_reference(model, vocabulary, "the cat ", 8)
-    again = run_cli(f"--model_dir={model_dir}", f"--export_base={base}", "--version=1")
+    again = run_cli(f"--model_dir={run_dir}", f"--export_base={base}", "--version=1")
     assert again.returncode == 1 and "exists already" in again.stderr
-    with pytest.raises(ValueError, match="is not a trained char LM"):
+    with pytest.raises(ValueError, match="is no trained char LM"):
         export_model_dir(str(tmp_path / "nothing"), str(base))
 
 

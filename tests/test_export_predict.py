@@ -16,6 +16,7 @@ import tensorflow as tf
 from rnnzoo.export import ServingParityError, export_keras_model, export_run, run_family, write_export
 from rnnzoo.training import registry
 from rnnzoo.training.loop import TrainConfig, train
+from rnnzoo.training.run_directory import RunDirectory
 
 SEQ_LEN = 20
 
@@ -41,7 +42,7 @@ def resrnn_run(tmp_path_factory):
     # Quiet binaries: no TensorFlow start-up notices or SavedModel INFO lines.
     assert trained.stderr == "" and exported.stderr == "", (trained.stderr, exported.stderr)
     registry.load_families()  # rnnzoo's layers, for loading the Keras checkpoint here
-    model = keras.saving.load_model(str(run / "model.keras"), compile=False)
+    model = RunDirectory(run).load_model(compile=False)
     return run, base, model
 
 
@@ -160,7 +161,7 @@ def test_sequence_classifier_and_autoencoder_runs_export_their_forward_pass(tmp_
     family = {"deep_lstm": "sequence_classifier", "deep_autoencoder": "autoencoder"}[model_name]
     assert run_family(str(run)) == family
     export_dir = export_run(str(run), str(tmp_path / "serving"))
-    model = keras.saving.load_model(str(run / "model.keras"), compile=False)
+    model = RunDirectory(run).load_model(compile=False)
     (name,) = [t.name for t in model.inputs]
     x = np.random.default_rng(0).uniform(0, 1, (3, *model.inputs[0].shape[1:])).astype(np.float32)
     (outputs,) = tf.saved_model.load(export_dir).signatures["serving_default"](**{name: tf.constant(x)}).values()

@@ -19,6 +19,7 @@ from rnnzoo.optimizers.momentum import Momentum
 from rnnzoo.training import evaluation, registry
 from rnnzoo.experiments.report import write_report
 from rnnzoo.training.loop import TrainConfig, build_run, train
+from rnnzoo.training.run_directory import RunDirectory
 
 # ---------------------------------------------------------------- non-finite predictions
 
@@ -117,10 +118,9 @@ def test_a_diverged_run_stops_keeps_its_last_good_checkpoint_and_is_no_success(t
     with open(tmp_path / "metrics.json") as f:
         saved = json.load(f)  # strict JSON: no NaN
     assert saved["diverged"] is True and saved["success"] is False and saved["test_loss"] is None
-    with open(tmp_path / "checkpoint.json") as f:
-        state = json.load(f)
+    state = RunDirectory(tmp_path).state()
     assert state["step"] == 2 and state["history"][-1]["success"]
-    kept = keras.saving.load_model(tmp_path / "model.keras", compile=False)
+    kept = RunDirectory(tmp_path).load_model(compile=False)
     assert all(np.all(np.isfinite(w)) for w in kept.get_weights())
     # A re-run resumes from the last good checkpoint (and here diverges again at step 4).
     again = train(config)
@@ -134,7 +134,7 @@ def test_a_run_diverging_before_its_first_round_keeps_the_step_0_checkpoint(tmp_
     initial = build_run(config)[1].model.get_weights()  # seeded as train seeds it
     metrics = train(config)
     assert metrics["diverged_at_step"] == 4 and metrics["last_good_step"] == 0
-    kept = keras.saving.load_model(tmp_path / "model.keras", compile=False).get_weights()
+    kept = RunDirectory(tmp_path).load_model(compile=False).get_weights()
     for a, b in zip(initial, kept):
         np.testing.assert_array_equal(a, b)
 
@@ -209,8 +209,7 @@ def test_nag_trains_the_resrnn_with_the_default_settings(tmp_path):
     metrics = train(config)
     assert not metrics["diverged"] and metrics["step"] == 30
     assert np.isfinite(metrics["train_loss"]) and np.isfinite(metrics["test_loss"])
-    with open(tmp_path / "checkpoint.json") as f:
-        assert json.load(f)["config"]["clip_norm"] == 0.1
+    assert RunDirectory(tmp_path).train_config()["clip_norm"] == 0.1
     unclipped = train(dataclasses.replace(config, clip_norm=0.0, model_dir=str(tmp_path / "raw")))
     assert unclipped["diverged"]  # without the recipe's clipping, as reported
 

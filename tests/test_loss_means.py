@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnzoo.training.checkpoint import Checkpointer
+from rnnzoo.training.run_directory import RunDirectory
 from rnnzoo.training.position_weights import normalized, per_position_mean
 from rnnzoo.training.loop import TrainConfig, build_run, train
 
@@ -72,7 +72,7 @@ def test_reported_train_and_test_losses_are_means_over_weighted_positions(name, 
                          early_stop=False, verbose=0, model_dir=str(tmp_path / "run"))
     metrics = train(config, **options)
     _, built = build_run(dataclasses.replace(config, model_dir=str(tmp_path / "rebuilt")), **options)
-    model = Checkpointer(config.model_dir).load_model()
+    model = RunDirectory(config.model_dir).load_model()
     x, y, w = next(iter(built.train_dataset))
     assert float(np.mean(np.asarray(w) > 0)) < 1.0  # the batch has unweighted positions
     assert metrics["train_loss"] == pytest.approx(numpy_weighted_nll(model(x), y, w), rel=1e-4)

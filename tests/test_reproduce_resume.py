@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rnnzoo import experiments
-from rnnzoo.training.checkpoint import Checkpointer
+from rnnzoo.training.run_directory import RunDirectory
 from rnnzoo.training.loop import TrainConfig, train
 
 # Trains the run of argv[1] (TrainConfig fields as JSON) and holds it, without training further,
@@ -46,7 +46,7 @@ def _fields(model_dir, **overrides):
 def _kill_after_checkpoint(fields, checkpoint_step, hold_at, log_path):
     """Trains `fields` in a subprocess, SIGKILLs it once its checkpoint reaches `checkpoint_step`
     (it is held at step `hold_at` at the latest, so it never finishes); returns the checkpoint."""
-    state_path = os.path.join(fields["model_dir"], "checkpoint.json")
+    state_path = RunDirectory(fields["model_dir"]).state_path
     with open(log_path, "w") as log:
         child = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, json.dumps(fields), str(hold_at)],
                                  stdout=log, stderr=log, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -68,7 +68,7 @@ def _kill_after_checkpoint(fields, checkpoint_step, hold_at, log_path):
 
 
 def _weights(model_dir):
-    return Checkpointer(str(model_dir)).load_model().get_weights()
+    return RunDirectory(model_dir).load_model().get_weights()
 
 
 @pytest.mark.parametrize("optimizer, settings, checkpoint_step, hold_at", [

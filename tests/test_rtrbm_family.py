@@ -107,9 +107,9 @@ def exported(trained_run):
     base = root / "serving"
     if not (base / "1").exists():
         export_run(config.model_dir, str(base), max_frames=50)
-    from rnnzoo.training.checkpoint import Checkpointer
+    from rnnzoo.training.run_directory import RunDirectory
 
-    return base, Checkpointer(config.model_dir).load_model().rbm
+    return base, RunDirectory(config.model_dir).load_model().rbm
 
 
 def test_a_resumed_run_decays_its_learning_rate_to_its_own_train_steps(tmp_path):

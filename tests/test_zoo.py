@@ -15,6 +15,7 @@ from rnnzoo.optimizers.momentum import Momentum
 from rnnzoo.training import evaluation, layerwise_pretraining, registry
 from rnnzoo.training.optimizer_factory import make_optimizer
 from rnnzoo.training.loop import TrainConfig, evaluate_checkpoint, train
+from rnnzoo.training.run_directory import RunDirectory
 
 FAST = dict(task="addition", seq_len=12, batch_size=16, test_size=200, eval_every=10, verbose=0)
 
@@ -118,7 +119,7 @@ def test_train_writes_metrics_and_resumes_where_it_stopped(tmp_path):
     with pytest.raises(ValueError, match=r"inputs of shape \(None, 12, 2\).*seq_len=24 gives"):
         evaluate_checkpoint(model_dir, seq_len=24)
 
-    weights_before = keras.saving.load_model(os.path.join(model_dir, "model.keras")).get_weights()
+    weights_before = RunDirectory(model_dir).load_model().get_weights()
     same = train(config, units=8)  # already at train_steps: nothing to do
     assert same["step"] == 20 and same["history"] == saved["history"]
     resumed = train(dataclasses.replace(config, train_steps=40), units=8)
@@ -126,7 +127,7 @@ def test_train_writes_metrics_and_resumes_where_it_stopped(tmp_path):
     assert [h["step"] for h in resumed["history"]] == [10, 20, 30, 40]
     assert resumed["history"][:2] == saved["history"]
     assert resumed["wall_time_s"] > saved["wall_time_s"]
-    weights_after = keras.saving.load_model(os.path.join(model_dir, "model.keras")).get_weights()
+    weights_after = RunDirectory(model_dir).load_model().get_weights()
     assert any(not np.allclose(a, b) for a, b in zip(weights_before, weights_after))
 
 
@@ -192,7 +193,7 @@ def test_hessian_free_trains_keras_simple_rnn_on_a_variable_length_problem(tmp_p
     metrics = train(config, units=8)
     first, last = metrics["history"][0], metrics["history"][-1]
     assert metrics["step"] == 6 and last["test_loss"] < first["test_loss"]
-    model = keras.saving.load_model(os.path.join(str(tmp_path), "model.keras"))
+    model = RunDirectory(tmp_path).load_model()
     assert model.input_shape == (None, 11, 2) and model.get_layer("padding").mask_value == -1.0
 
 
@@ -289,12 +290,10 @@ def test_deep_autoencoder_reports_training_squared_error(tmp_path):
 
 
 def test_interrupted_checkpoint_keeps_the_previous_one(tmp_path):
-    from rnnzoo.training.checkpoint import Checkpointer
-
     inputs = keras.Input((2,))
     model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
-    checkpointer = Checkpointer(str(tmp_path))
-    checkpointer.save(model, {"step": 1})
+    run_dir = RunDirectory(tmp_path)
+    run_dir.save(model, {"step": 1})
     saved = model.get_weights()
 
     class Interrupted(Exception):
@@ -308,8 +307,8 @@ def test_interrupted_checkpoint_keeps_the_previous_one(tmp_path):
     model.set_weights([w + 1.0 for w in saved])
     model.save = failing_save
     with pytest.raises(Interrupted):
-        checkpointer.save(model, {"step": 2})
-    assert checkpointer.state() == {"step": 1}
-    for a, b in zip(checkpointer.load_model().get_weights(), saved):
+        run_dir.save(model, {"step": 2})
+    assert run_dir.state() == {"step": 1}
+    for a, b in zip(run_dir.load_model().get_weights(), saved):
         np.testing.assert_array_equal(a, b)
     assert sorted(os.listdir(tmp_path)) == ["checkpoint.json", "model.keras"]

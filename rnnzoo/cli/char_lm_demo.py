@@ -87,7 +87,7 @@ def char_lm_demo(minutes=3.0, units=128, seq_len=100, batch_size=32, max_chars=1
     """
     from rnnzoo.export import export_run
     from rnnzoo.serving import Client, ModelServer, ServerOptions
-    from rnnzoo.training.checkpoint import Checkpointer
+    from rnnzoo.training.run_directory import RunDirectory
     from rnnzoo.training.loop import TrainConfig, train
 
     run_dir = tempfile.mkdtemp(prefix="char_mrnn_run_")
@@ -101,7 +101,7 @@ def char_lm_demo(minutes=3.0, units=128, seq_len=100, batch_size=32, max_chars=1
     print(f"training a char_mrnn ({units} units) on the Python standard library's source for "
           f"{minutes:g} min; held-out bits/char on its last {HOLDOUT_CHARS:,} characters every "
           f"{EVAL_SECONDS:g} s", file=out, flush=True)
-    progress = TimeProgress(seconds, Checkpointer(run_dir).metrics_path)
+    progress = TimeProgress(seconds, RunDirectory(run_dir).metrics_path)
     metrics = train(config, callbacks=[progress], units=units, max_chars=max_chars, holdout_chars=HOLDOUT_CHARS)
     best = metrics["best"]
     print(f"trained {metrics['step']} steps in {metrics['wall_time_s']:.0f} s; held-out bits/char by step: "

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from rnnzoo.control import ilqr
 from rnnzoo.zoo import arm_controller  # registers the classes its checkpoints name
-from rnnzoo.training.checkpoint import Checkpointer
+from rnnzoo.training.run_directory import RunDirectory
 
 ILQR_ITERATIONS = 100
 THESIS_ILQR = {"center_out": "8.95e-5"}
@@ -35,7 +35,7 @@ TASK_TITLES = {"center_out": "centre-out", "postural": "postural", "ddn": "DDN"}
 
 def trained_layer(result):
     """The `ClosedLoop` layer of a run's last good checkpoint."""
-    model = Checkpointer(result["config"]["model_dir"]).load_model()
+    model = RunDirectory(result["config"]["model_dir"]).load_model()
     return model.get_layer("closed_loop")
 
 

@@ -10,7 +10,7 @@ import time
 
 import keras
 
-from rnnzoo.training.checkpoint import STATE_FILE, Checkpointer
+from rnnzoo.training.run_directory import TEMPORARY_PREFIX, TENSORBOARD_DIR, RunDirectory
 from rnnzoo.training.loop import resolve_config, train
 from rnnzoo.experiments import layerwise, longer_rnns, sequence_to_sequence, thesis
 from rnnzoo.experiments.experiment import MEDIUM_RUN_BUDGET_S
@@ -81,11 +81,12 @@ def run_experiment(name, scale="small", output_dir="reproduce", work_dir=None, s
     planned = [(index, run, seed) for index, run in enumerate(experiment.runs(scale)) for seed in seeds]
     out = os.path.join(output_dir, name)
     work_dir = work_dir or os.path.join(out, "runs")
-    held = sorted(glob.glob(os.path.join(glob.escape(work_dir), "*", STATE_FILE)))
+    held = [path for path in sorted(glob.glob(os.path.join(glob.escape(work_dir), "*")))
+            if RunDirectory(path).exists()]
     if held and not resume:
         raise ValueError(
             f"{work_dir!r} already holds runs of experiment {name!r} (e.g. "
-            f"{os.path.dirname(held[0])!r}); pass --resume to continue them, or another "
+            f"{held[0]!r}); pass --resume to continue them, or another "
             "--output_dir (or --work_dir) to start afresh."
         )
     os.makedirs(out, exist_ok=True)
@@ -127,7 +128,7 @@ its budget, and its step count (a longer run continues training)."""
 def _check_same_run(config, scale):
     """Raises a ValueError if `config.model_dir` holds a run trained with other settings (e.g. of
     another scale: `train` itself only checks model, task, length and seed)."""
-    state = Checkpointer(config.model_dir).state()
+    state = RunDirectory(config.model_dir).state()
     if state is None:
         return
     planned = json.loads(json.dumps(dataclasses.asdict(resolve_config(config))))
@@ -160,11 +161,11 @@ def _saved_progress(model_dir):
     """The `metrics.json` of the run in `model_dir`; for a run not evaluated yet the step, times
     and history of its checkpoint, or zeros for one not started, so the report shows every run's
     progress."""
-    checkpointer = Checkpointer(model_dir)
-    metrics = checkpointer.metrics()
+    run_dir = RunDirectory(model_dir)
+    metrics = run_dir.metrics()
     if metrics is not None:
         return metrics
-    state = checkpointer.state() or {}
+    state = run_dir.state() or {}
     return {"step": state.get("step", 0), "wall_time_s": state.get("wall_time_s", 0.0),
             "cpu_seconds": state.get("cpu_seconds", 0.0), "history": state.get("history", [])}
 
@@ -179,7 +180,7 @@ def _ignore_event_files(out, work_dir):
     if runs.startswith(os.pardir) or os.path.exists(path):
         return
     with open(path, "w") as f:
-        f.write(f"{runs}/*/tensorboard/\n{runs}/*/.tmp-*\n")
+        f.write(f"{runs}/*/{TENSORBOARD_DIR}/\n{runs}/*/{TEMPORARY_PREFIX}*\n")
 
 
 class _Campaign:

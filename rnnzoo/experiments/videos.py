@@ -3,12 +3,11 @@ continuation side by side, as animated GIFs (thesis §3.11, Alg. 3)."""
 
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from rnnzoo.data.bouncing_balls import BouncingBalls
-from rnnzoo.training.checkpoint import Checkpointer
+from rnnzoo.training.run_directory import RunDirectory
 from rnnzoo.zoo.rtrbm import DEFAULT_FRAMES, RTRBMConfig
 
 
@@ -16,10 +15,10 @@ def video_frames(model_dir, video_index=0, prefix_frames=10, gibbs_steps=25, see
     """`(truth, predicted, generated)` videos `(T, pixels)` of the run in `model_dir` on its test
     video `video_index`: the truth, every frame predicted from its true history (the run's metric
     settings) and a generated continuation of the first `prefix_frames` true frames (Alg. 3)."""
-    state = Checkpointer(model_dir).state()
-    config = RTRBMConfig(**state["extra"]["model_config"])
-    run = state["config"]
-    model = keras.saving.load_model(Checkpointer(model_dir).model_path, compile=False)
+    run_dir = RunDirectory(model_dir)
+    config = RTRBMConfig(**run_dir.model_config())
+    run = run_dir.train_config()
+    model = run_dir.load_model(compile=False)
     data = BouncingBalls(frames=run["seq_len"] or DEFAULT_FRAMES, balls=config.balls,
                          resolution=config.resolution, seed=run["seed"])
     truth = data.test_videos(video_index + 1)[video_index:]

@@ -11,16 +11,13 @@ are not needed at load time.
     rnnzoo-export --model_dir=/tmp/resrnn_add --export_base=/models/addition
 """
 
-import os
-
-import keras
 import numpy as np
 import tensorflow as tf
 
 from rnnzoo.export.warmup import predict_request
 from rnnzoo.export.writer import DEFAULT_SIGNATURE, write_export
 from rnnzoo.training import registry
-from rnnzoo.training.checkpoint import MODEL_FILE, model_file
+from rnnzoo.training.run_directory import RunDirectory
 
 WARMUP_ROWS = 2
 
@@ -71,11 +68,6 @@ def export_keras_model(model, export_base, version=None):
 
 def export_run(model_dir, export_base, version=None, checkpoint="best"):
     """Exports the Keras model of a training run (its `checkpoint`, best or last, of rnnzoo-train)."""
-    path = model_file(model_dir, checkpoint)
-    if not os.path.exists(path):
-        raise ValueError(
-            f"{model_dir!r} holds no {MODEL_FILE}; let rnnzoo-train --model_dir={model_dir} reach its first "
-            "checkpoint (--eval_every steps) and export again"
-        )
     registry.load_families()  # registers rnnzoo's layers, initializers and Model for deserialisation
-    return export_keras_model(keras.saving.load_model(path, compile=False), export_base, version)
+    model = RunDirectory(model_dir).load_model(checkpoint, compile=False)
+    return export_keras_model(model, export_base, version)

@@ -1,25 +1,19 @@
 """Export a training run with its family's exporter: what `rnnzoo-export --model_dir=RUN` does.
 
 A run's family comes from its model name (`rnnzoo.training.registry.get_family`), read from its
-`checkpoint.json` (`config.model`, written by `rnnzoo.training.loop.train`); the family declares
-its exporter (`Family.export`).
+training configuration (`rnnzoo.training.run_directory.RunDirectory.train_config`); the family
+declares its exporter (`Family.export`).
 """
 
 from rnnzoo.training import registry
-from rnnzoo.training.checkpoint import Checkpointer, STATE_FILE
+from rnnzoo.training.run_directory import RunDirectory
 
 
 def run_model_name(model_dir):
     """The `--model` name of the run in `model_dir`; raises `ValueError` if it is no training run."""
-    state = Checkpointer(model_dir).state()
-    if state is None:
-        raise ValueError(
-            f"{model_dir!r} is no rnnzoo training run (it holds no {STATE_FILE}); pass the --model_dir of a "
-            "run trained with `rnnzoo-train --model=... --model_dir=DIR`"
-        )
-    model = state.get("config", {}).get("model")
+    model = RunDirectory(model_dir).train_config().get("model")
     if not model:
-        raise ValueError(f"{model_dir}/{STATE_FILE} names no model; is it from rnnzoo-train? Train again "
+        raise ValueError(f"the run in {model_dir!r} names no model; is it from rnnzoo-train? Train again "
                          "into a fresh --model_dir")
     return model
 

@@ -7,7 +7,8 @@ registry, the optimizer factory, evaluation, collapse detection, distribution an
 - `loop`: `TrainConfig`, `train`, `build_run`, `evaluate_checkpoint`.
 - `registry`: `Family` (a family's one declaration) and `Built` (what its builder returns);
   families are found in `rnnzoo.zoo`, never listed by hand.
-- `checkpoint`: a run directory's files (`checkpoint.json`, `model.keras`, `best_model.keras`).
+- `run_directory`: `RunDirectory`, a run directory's files (state, last and best checkpoints,
+  metrics, the family's assets) and what they hold.
 - `optimizer_factory`, `evaluation`, `degradation`, `position_weights`, `distribution`,
   `gradient_propagation` (a callback), `layerwise_pretraining` (layer-wise §3.5).
 

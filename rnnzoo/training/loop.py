@@ -10,7 +10,7 @@
 pretraining once on a fresh run, checkpoints it as step 0, and fits it with
 `keras.Model.fit` in rounds of `eval_every` steps. After every round it
 evaluates the family's metrics (`rnnzoo.training.evaluation`), writes TensorBoard
-scalars and `metrics.json`, checkpoints atomically (`rnnzoo.training.checkpoint`)
+scalars and `metrics.json`, checkpoints atomically (`rnnzoo.training.run_directory`)
 and stops early once the success criterion holds. Re-running with the same
 `model_dir` resumes from the checkpoint; a larger `train_steps` continues
 training.
@@ -35,7 +35,6 @@ checkpoint.
 
 import dataclasses
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -45,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from rnnzoo.training import distribution, evaluation, registry
-from rnnzoo.training.checkpoint import Checkpointer, model_file
+from rnnzoo.training.run_directory import RunDirectory
 from rnnzoo.training.degradation import StepLosses, TrainLossMonitor, heldout_degradation
 from rnnzoo.training.position_weights import per_position_mean
 from rnnzoo.training.optimizer_factory import (
@@ -299,12 +298,12 @@ class _RoundEnd(keras.callbacks.Callback):
 class _Run:
     """State of one `train` call (step, clock, history, divergence)."""
 
-    def __init__(self, config, built, model, checkpointer, state, start, cpu_start, chief=True):
+    def __init__(self, config, built, model, run_dir, state, start, cpu_start, chief=True):
         self.config = config
         self.chief = chief
         self.built = built
         self.model = model
-        self.checkpointer = checkpointer
+        self.run_dir = run_dir
         self.step = state.get("step", 0)
         self.first_step = self.step
         self.good_step = self.step
@@ -324,7 +323,7 @@ class _Run:
         self.last_train_loss = None
         self.diverged = False
         self.metrics = None
-        self.writer = (tf.summary.create_file_writer(os.path.join(config.model_dir, "tensorboard"))
+        self.writer = (tf.summary.create_file_writer(run_dir.tensorboard_dir)
                        if chief else tf.summary.create_noop_writer())
 
     def wall_time(self):
@@ -360,16 +359,16 @@ class _Run:
         together."""
         self.good_step = self.step
         if self.chief:
-            self._save(self.checkpointer, best)
+            self._save(self.run_dir, best)
             return
         scratch = tempfile.mkdtemp(prefix="rnnzoo-worker-checkpoint-")
         try:
-            self._save(Checkpointer(scratch), best)
+            self._save(RunDirectory(scratch), best)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _save(self, checkpointer, best):
-        checkpointer.save(self.model, {
+    def _save(self, run_dir, best):
+        run_dir.save(self.model, {
             "step": self.step,
             "best": self.best,
             "wall_time_s": round(self.wall_time(), 3),
@@ -398,7 +397,7 @@ class _Run:
             **self.describe(),
         }
         if self.chief:
-            self.checkpointer.save_metrics(self.metrics)
+            self.run_dir.save_metrics(self.metrics)
 
     def finish_round(self):
         """Evaluates, writes summaries, metrics and a checkpoint; True to stop early."""
@@ -438,7 +437,7 @@ class _Run:
         self.metrics = {**entry, "diverged": False, **self.describe()}
         self.checkpoint(best=improved)
         if self.chief:
-            self.checkpointer.save_metrics(self.metrics)
+            self.run_dir.save_metrics(self.metrics)
         if self.config.verbose == 2:
             shown = ", ".join(f"{k}={_format(v)}" for k, v in result.items())
             print(f"step {self.step}: {shown}", flush=True)
@@ -542,25 +541,25 @@ def train(config, callbacks=(), **model_options):
     start, cpu_start = time.monotonic(), time.process_time()
     check_config(config)
     config = resolve_config(config)
-    checkpointer = Checkpointer(config.model_dir)
-    state = checkpointer.state()
+    run_dir = RunDirectory(config.model_dir)
+    state = run_dir.state()
     strategy = distribution.make_strategy(config.distribution_strategy, config.devices)
     with strategy.scope():  # the model, its optimizer and metrics hold distributed variables
-        return _train(config, callbacks, model_options, checkpointer, state, strategy, start,
+        return _train(config, callbacks, model_options, run_dir, state, strategy, start,
                       cpu_start)
 
 
-def _train(config, callbacks, model_options, checkpointer, state, strategy, start, cpu_start):
+def _train(config, callbacks, model_options, run_dir, state, strategy, start, cpu_start):
     family_config, built = build_run(config, **model_options)
     if state is not None:
         _check_resumable(config, state, config.model_dir)
-        model = checkpointer.load_model()
+        model = run_dir.load_model()
         if built.resume is not None:
             built.resume(model)
         done = state["step"] >= config.train_steps or (
             config.early_stop and state["history"] and state["history"][-1]["success"]
         )
-        previous = checkpointer.metrics()
+        previous = run_dir.metrics()
         if done and not (previous or {}).get("diverged"):
             return previous
         if config.verbose and (previous or {}).get("diverged"):
@@ -580,7 +579,7 @@ def _train(config, callbacks, model_options, checkpointer, state, strategy, star
         model.jit_compile = config.jit_compile
     # The clock (wall_time_s, max_seconds) counts this invocation from its start,
     # model building and layer-wise pretraining included.
-    run = _Run(config, built, model, checkpointer, state, start, cpu_start,
+    run = _Run(config, built, model, run_dir, state, start, cpu_start,
                distribution.is_chief(strategy))
     if not run.step:
         run.checkpoint()  # step 0: a good checkpoint to fall back on from the first step
@@ -600,7 +599,7 @@ def _train(config, callbacks, model_options, checkpointer, state, strategy, star
                 steps=config.gradient_steps,
                 batch=next(iter(built.test_dataset)),
                 loss=built.loss,
-                output_dir=os.path.join(config.model_dir, "gradients"),
+                output_dir=run_dir.gradients_dir,
                 start_step=run.step,
             )
         )
@@ -638,13 +637,9 @@ def evaluate_checkpoint(model_dir, task=None, seq_len=None, test_size=None, seed
         A dict with `test_loss`, the family's metrics, `success`, the step of
         the checkpoint and the evaluation's model/task/seq_len/seed/test_size.
     """
-    checkpointer = Checkpointer(model_dir)
-    state = checkpointer.state()
-    if state is None:
-        raise ValueError(
-            f"No checkpoint in {model_dir!r}; pass the --model_dir of an rnnzoo-train run."
-        )
-    saved = dict(state["config"])
+    run_dir = RunDirectory(model_dir)
+    state = run_dir.require()
+    saved = dict(run_dir.train_config())
     for key in ("lr_boundaries", "lr_values", "momentum_boundaries", "momentum_values",
                 "gradient_steps"):
         saved[key] = tuple(saved.get(key) or ())
@@ -654,9 +649,9 @@ def evaluate_checkpoint(model_dir, task=None, seq_len=None, test_size=None, seed
     )
     if registry.get_family(config.model).tasks == () and task is None:
         config = dataclasses.replace(config, task=None)  # older runs recorded a default task
-    _, built = build_run(config, **state.get("extra", {}).get("model_config", {}))
+    _, built = build_run(config, **run_dir.model_config())
     config = resolve_config(config)
-    model = keras.saving.load_model(model_file(model_dir, checkpoint), compile=True)
+    model = run_dir.load_model(checkpoint)
     if model.input_shape != built.model.input_shape:
         raise ValueError(
             f"The model in {model_dir!r} takes inputs of shape {model.input_shape} (trained "

@@ -74,7 +74,10 @@ class Family:
         name: the family's name (e.g. `"char_lm"`).
         models: the `--model` names it builds.
         config_class: a dataclass of its model hyperparameters, every field with a default.
-        build: `build(model_name, config, train_config) -> Built`.
+        build: `build(model_name, config, train_config) -> Built`; files the family keeps beside
+            the model (e.g. a vocabulary) it writes as assets of the run's directory
+            (`rnnzoo.training.run_directory.RunDirectory.save_asset`); the loop records `config`
+            and `train_config` in the run's state file.
         export: `export(model_dir, export_base, version=None, checkpoint="best", **options)`,
             the family's exporter (what `rnnzoo-export` runs; each further keyword argument, e.g.
             a size cap, becomes an `rnnzoo-export` flag); `None`: the family has none yet.

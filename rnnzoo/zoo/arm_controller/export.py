@@ -20,9 +20,6 @@ signatures (contracts in `rnnzoo.serving.signatures`), float32 throughout, `S = 
 Non-finite inputs are refused (INVALID_ARGUMENT, HTTP 400).
 """
 
-import os
-
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -31,7 +28,7 @@ from rnnzoo.export.warmup import predict_request
 from rnnzoo.export.writer import write_export
 from rnnzoo.training import registry
 from rnnzoo.zoo.arm_controller.model import closed_loop_layer
-from rnnzoo.training.checkpoint import MODEL_FILE, model_file
+from rnnzoo.training.run_directory import RunDirectory
 
 WARMUP_STATE = [0.785, 1.571, 0.0, 0.0]
 """A resting arm (shoulder 45 deg, elbow 90 deg), the warmup requests' observation."""
@@ -104,12 +101,6 @@ def export_controller(model, export_base, version=None):
 
 def export_model_dir(model_dir, export_base, version=None, checkpoint="best"):
     """Exports the arm-controller run in `model_dir` (its `checkpoint`, best or last, of rnnzoo-train)."""
-    path = model_file(model_dir, checkpoint)
-    if not os.path.exists(path):
-        raise ValueError(
-            f"{model_dir!r} holds no {MODEL_FILE}; let rnnzoo-train --model_dir={model_dir} reach "
-            "its first checkpoint and export again"
-        )
     registry.load_families()  # registers the controller's layers for deserialisation
-    return export_controller(keras.saving.load_model(path, compile=False), export_base, version)
+    return export_controller(RunDirectory(model_dir).load_model(checkpoint, compile=False), export_base, version)
 

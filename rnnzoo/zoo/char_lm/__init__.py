@@ -21,6 +21,10 @@ character. `rnnzoo.decoding.TextModel` gives a trained model its text
 interface in TensorFlow ops (what `rnnzoo.zoo.char_lm.export` serves), and
 `rnnzoo.zoo.char_lm.text_evaluation` its chapter-5 evaluations;
 `evaluate_model_dir` runs all of them for a trained `model_dir`.
+
+Besides the checkpoints, the run directory (`rnnzoo.training.run_directory.RunDirectory`) keeps
+`vocabulary.json` (the corpus's characters, reused on resume), which export and evaluation need
+beside the model and the `CharLMConfig` that the run's state file records.
 """
 
 import os
@@ -28,7 +32,6 @@ import os
 from rnnzoo.training import registry
 from rnnzoo.zoo.char_lm.export import export_char_lm, export_model_dir
 from rnnzoo.zoo.char_lm.model import (
-    CONFIG_FILE,
     MODELS,
     MRNN_RECIPE,
     VOCABULARY_FILE,
@@ -39,8 +42,8 @@ from rnnzoo.zoo.char_lm.model import (
     corpus_from_config,
     evaluate_model_dir,
     load_trained,
+    load_vocabulary,
     loss,
-    save_run_files,
 )
 
 
@@ -76,7 +79,6 @@ __all__ = [
     "build",
     "build_model",
     "CharLMConfig",
-    "CONFIG_FILE",
     "config_of_run",
     "corpus_from_config",
     "evaluate_model_dir",
@@ -84,10 +86,10 @@ __all__ = [
     "export_model_dir",
     "FAMILY",
     "load_trained",
+    "load_vocabulary",
     "loss",
     "MODELS",
     "MRNN_RECIPE",
-    "save_run_files",
     "smallest",
     "VOCABULARY_FILE",
 ]

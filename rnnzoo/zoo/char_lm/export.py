@@ -23,10 +23,7 @@ import tensorflow as tf
 from rnnzoo.decoding import TextModel
 from rnnzoo.export.warmup import predict_request
 from rnnzoo.export.writer import write_export
-from rnnzoo.zoo.char_lm.model import CONFIG_FILE, load_trained
-
-RUN_FILE = CONFIG_FILE
-"""The file naming the model of a char-LM run fitted without the training loop's checkpoint.json."""
+from rnnzoo.zoo.char_lm.model import load_trained
 
 
 def serving_functions(text_model):

@@ -1,8 +1,6 @@
 """The char-LM family's models, corpus handling and evaluations (the family: `rnnzoo.zoo.char_lm`)."""
 
 import dataclasses
-import json
-import os
 
 import keras
 import numpy as np
@@ -14,7 +12,7 @@ from rnnzoo.initializers import Sparse
 from rnnzoo.layers import MRNN
 from rnnzoo.model import Model
 from rnnzoo.training import evaluation, registry
-from rnnzoo.training.checkpoint import MODEL_FILE, model_file
+from rnnzoo.training.run_directory import RunDirectory
 from rnnzoo.zoo.char_lm.text_evaluation import (
     DEFAULT_SEQ_LEN,
     bits_per_char,
@@ -27,7 +25,7 @@ from rnnzoo.zoo.char_lm.text_evaluation import (
 
 MODELS = ("char_mrnn", "char_rnn", "char_lstm")
 VOCABULARY_FILE = "vocabulary.json"
-CONFIG_FILE = "char_lm.json"
+"""The run directory's asset holding the vocabulary (`RunDirectory.save_asset`)."""
 
 
 @dataclasses.dataclass
@@ -134,29 +132,22 @@ def corpus_from_config(config, vocabulary=None):
     )
 
 
-def save_run_files(model_dir, vocabulary, model_name, config, seq_len):
-    """Writes `vocabulary.json` and `char_lm.json` (what export needs besides `model.keras`)."""
-    os.makedirs(model_dir, exist_ok=True)
-    vocabulary.save(os.path.join(model_dir, VOCABULARY_FILE))
-    with open(os.path.join(model_dir, CONFIG_FILE), "w") as f:
-        json.dump({"model": model_name, "seq_len": seq_len, **dataclasses.asdict(config)}, f, indent=2)
+def load_vocabulary(model_dir):
+    """The `Vocabulary` of the run in `model_dir`, or `None` when it has none yet."""
+    stored = RunDirectory(model_dir).asset(VOCABULARY_FILE)
+    return None if stored is None else Vocabulary.from_json(stored.decode("utf-8"))
 
 
 def load_trained(model_dir, checkpoint="best"):
-    """`(keras model, Vocabulary, run dict)` of a trained char LM in `model_dir`; `checkpoint`: `"best"`
-    or `"last"` (`rnnzoo.training.checkpoint.model_file`)."""
-    paths = {MODEL_FILE: model_file(model_dir, checkpoint),
-             **{name: os.path.join(model_dir, name) for name in (VOCABULARY_FILE, CONFIG_FILE)}}
-    missing = [name for name, path in paths.items() if not os.path.exists(path)]
-    if missing:
-        raise ValueError(
-            f"{model_dir!r} is not a trained char LM: {', '.join(missing)} missing. Train one with "
-            "`rnnzoo-train --model=char_mrnn --model_dir=DIR`."
-        )
-    model = keras.saving.load_model(paths[MODEL_FILE], compile=False)
-    with open(paths[CONFIG_FILE]) as f:
-        run = json.load(f)
-    return model, Vocabulary.load(paths[VOCABULARY_FILE]), run
+    """`(keras model, Vocabulary, run dict)` of the char LM trained in `model_dir`: its `checkpoint`
+    (`"best"` or `"last"`, `RunDirectory.model_file`), its vocabulary, and the run's `model` name,
+    `seq_len` and `CharLMConfig` fields as its run directory records them."""
+    run_dir = RunDirectory(model_dir)
+    run_dir.require(VOCABULARY_FILE, kind="trained char LM", model="char_mrnn")
+    train_config = run_dir.train_config()
+    run = {"model": train_config["model"], "seq_len": train_config["seq_len"] or DEFAULT_SEQ_LEN,
+           **run_dir.model_config()}
+    return run_dir.load_model(checkpoint, compile=False), load_vocabulary(model_dir), run
 
 
 # ------------------------------------------------------------ registry
@@ -180,17 +171,15 @@ def build(model_name, config, train_config):
     """`registry.Built` for `rnnzoo-train --model=char_mrnn|char_rnn|char_lstm`.
 
     The metric the training loop reports is the held-out bits per character
-    (`bits_per_char`, lower is better). Writes the vocabulary next to the checkpoint so that
-    `rnnzoo-export` can serve the model.
+    (`bits_per_char`, lower is better). Writes the vocabulary into the run directory
+    (`VOCABULARY_FILE`) so that `rnnzoo-export` can serve the model.
     """
     seq_len = train_config.seq_len or DEFAULT_SEQ_LEN
-    vocabulary = None
-    vocabulary_path = os.path.join(train_config.model_dir, VOCABULARY_FILE)
-    if train_config.model_dir and os.path.exists(vocabulary_path):
-        vocabulary = Vocabulary.load(vocabulary_path)  # a resumed run keeps its ids
-    corpus = corpus_from_config(config, vocabulary)
+    vocabulary = load_vocabulary(train_config.model_dir) if train_config.model_dir else None
+    corpus = corpus_from_config(config, vocabulary)  # a resumed run keeps its ids
     if train_config.model_dir:
-        save_run_files(train_config.model_dir, corpus.vocabulary, model_name, config, seq_len)
+        vocabulary_json = corpus.vocabulary.to_json().encode("utf-8")
+        RunDirectory(train_config.model_dir).save_asset(VOCABULARY_FILE, vocabulary_json)
     x, y, w = corpus.heldout_windows(seq_len, config.context)
 
     def heldout_bits_per_char(y_true, y_pred):
@@ -214,7 +203,7 @@ def build(model_name, config, train_config):
 
 
 def config_of_run(run):
-    """The `CharLMConfig` stored in a run's `char_lm.json`."""
+    """The `CharLMConfig` of a run dict (`load_trained`)."""
     fields = {f.name for f in dataclasses.fields(CharLMConfig)}
     return CharLMConfig(**{k: v for k, v in run.items() if k in fields})
 

@@ -17,14 +17,13 @@ The model's state is recomputed from the frames sent (TF Serving keeps no per-cl
 state). Bad values (negative or too many frames, batch sizes that differ) are INVALID_ARGUMENT.
 """
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from rnnzoo.export.warmup import predict_request
 from rnnzoo.decoding.size_checks import gated
 from rnnzoo.export.writer import write_export
-from rnnzoo.training.checkpoint import Checkpointer, model_file
+from rnnzoo.training.run_directory import RunDirectory
 from rnnzoo.zoo.rtrbm.model import RTRBMConfig
 
 
@@ -108,9 +107,8 @@ def export_video_model(rbm, export_base, version=None, gibbs_steps=25, expectati
 def export_model_dir(model_dir, export_base, version=None, max_frames=1000, checkpoint="best"):
     """Exports the (R)TRBM trained in `model_dir` (its `checkpoint`, best or last) with its run's
     prediction settings."""
-    checkpointer = Checkpointer(model_dir)
-    state = checkpointer.state()
-    config = RTRBMConfig(**state["extra"]["model_config"])
-    model = keras.saving.load_model(model_file(model_dir, checkpoint), compile=False)  # no optimizer needed
+    run_dir = RunDirectory(model_dir)
+    config = RTRBMConfig(**run_dir.model_config())
+    model = run_dir.load_model(checkpoint, compile=False)  # no optimizer needed
     return export_video_model(model.rbm, export_base, version, config.prediction_gibbs_steps,
                               config.prediction_expectation, config.prediction_chains, max_frames)

@@ -20,8 +20,9 @@ deep recurrent encoder-decoder on SentencePiece pieces:
   encoder and decoder stacks (`rnnzoo.training.layerwise_pretraining`, layer-wise §3.5, fig. 2) on the
   embedded source and target sentences before supervised training.
 
-The run directory keeps `sentencepiece.model` (trained on the training split, reused on
-resume) and `seq2seq.json`, which `rnnzoo-export` needs beside `model.keras`.
+Besides the checkpoints, the run directory (`rnnzoo.training.run_directory.RunDirectory`) keeps
+`sentencepiece.model` (trained on the training split, reused on resume), which `rnnzoo-export`
+needs beside the model and the `Seq2SeqConfig` that the run's state file records.
 """
 
 import os
@@ -30,7 +31,6 @@ from rnnzoo.training import registry
 from rnnzoo.zoo.translation.export import export_model_dir, export_translator
 from rnnzoo.zoo.translation.model import (
     CELLS,
-    CONFIG_FILE,
     EVAL_BATCH,
     METRICS,
     MODELS,
@@ -48,7 +48,6 @@ from rnnzoo.zoo.translation.model import (
     make_translator,
     meteor_offered,
     parse_decodings,
-    save_run_files,
     Seq2SeqConfig,
     target_language,
     token_loss,
@@ -89,7 +88,6 @@ __all__ = [
     "build_model",
     "CELLS",
     "check_config",
-    "CONFIG_FILE",
     "decoding_metric",
     "EVAL_BATCH",
     "evaluate_model_dir",
@@ -106,7 +104,6 @@ __all__ = [
     "MODELS",
     "parse_decodings",
     "RECIPE",
-    "save_run_files",
     "Seq2SeqConfig",
     "smallest",
     "target_language",

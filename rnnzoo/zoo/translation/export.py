@@ -63,8 +63,8 @@ def export_translator(model, tokenizer, export_base, version=None, max_beam_widt
 
 def export_model_dir(model_dir, export_base, version=None, max_beam_width=None, max_decode_length=None,
                      checkpoint="best"):
-    """Exports the seq2seq run in `model_dir` (its `checkpoint`, best or last, `sentencepiece.model`,
-    `seq2seq.json`); the limits default to the run's `max_beam_width` and `max_decode_length`."""
+    """Exports the seq2seq run in `model_dir` (its `checkpoint`, best or last, and `sentencepiece.model`);
+    the limits default to the run's `max_beam_width` and `max_decode_length`."""
     model, tokenizer, config = load_trained(model_dir, checkpoint)
     return export_translator(model, tokenizer, export_base, version, max_beam_width or config.max_beam_width,
                              max_decode_length or config.max_decode_length)

@@ -1,9 +1,7 @@
 """The translation family's model, data, decoding and evaluation (the family: `rnnzoo.zoo.translation`)."""
 
 import dataclasses
-import json
 import math
-import os
 import re
 
 import keras
@@ -16,13 +14,13 @@ from rnnzoo.decoding.translator import Translator
 from rnnzoo.layers import MRNN, ResRNN, ReversePadded
 from rnnzoo.model import Model
 from rnnzoo.training import evaluation, registry
-from rnnzoo.training.checkpoint import MODEL_FILE, model_file
+from rnnzoo.training.run_directory import RunDirectory
 from rnnzoo.zoo.translation.meteor import meteor, wordnet_reader
 from rnnzoo.zoo.translation.scores import score_translations
 
 MODELS = ("seq2seq",)
 TOKENIZER_FILE = "sentencepiece.model"
-CONFIG_FILE = "seq2seq.json"
+"""The run directory's asset holding the SentencePiece model (`RunDirectory.save_asset`)."""
 EVAL_BATCH = 64
 
 
@@ -207,36 +205,20 @@ def loss():
 # ------------------------------------------------------------------ run files
 
 
-def save_run_files(model_dir, tokenizer, config):
-    os.makedirs(model_dir, exist_ok=True)
-    with open(os.path.join(model_dir, TOKENIZER_FILE), "wb") as f:
-        f.write(tokenizer.model_proto)
-    with open(os.path.join(model_dir, CONFIG_FILE), "w") as f:
-        json.dump({"model": "seq2seq", **dataclasses.asdict(config)}, f, indent=2)
-
-
 def load_tokenizer(model_dir):
-    """The run's `SubwordTokenizer`, or `None` when it has none yet."""
-    path = os.path.join(model_dir, TOKENIZER_FILE) if model_dir else ""
-    if not path or not os.path.exists(path):
-        return None
-    with open(path, "rb") as f:
-        return SubwordTokenizer(f.read())
+    """The `SubwordTokenizer` of the run in `model_dir`, or `None` when it has none yet."""
+    model_proto = RunDirectory(model_dir).asset(TOKENIZER_FILE)
+    return None if model_proto is None else SubwordTokenizer(model_proto)
 
 
 def load_trained(model_dir, checkpoint="best"):
-    """`(keras model, SubwordTokenizer, Seq2SeqConfig)` of the run in `model_dir`; `checkpoint`: `"best"`
-    or `"last"` (`rnnzoo.training.checkpoint.model_file`)."""
-    needed = (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE)
-    missing = [name for name in needed if not os.path.exists(os.path.join(model_dir, name))]
-    if missing:
-        raise ValueError(f"{model_dir!r} is not a trained seq2seq run: {', '.join(missing)} missing. Train one "
-                         "with `rnnzoo-train --model=seq2seq --model_dir=DIR`.")
-    model = keras.saving.load_model(model_file(model_dir, checkpoint), compile=False)
-    with open(os.path.join(model_dir, CONFIG_FILE)) as f:
-        run = json.load(f)
-    fields = {f.name for f in dataclasses.fields(Seq2SeqConfig)}
-    return model, load_tokenizer(model_dir), Seq2SeqConfig(**{k: v for k, v in run.items() if k in fields})
+    """`(keras model, SubwordTokenizer, Seq2SeqConfig)` of the run in `model_dir`: its `checkpoint`
+    (`"best"` or `"last"`, `RunDirectory.model_file`), its SentencePiece model and its config as its
+    run directory records them."""
+    run_dir = RunDirectory(model_dir)
+    run_dir.require(TOKENIZER_FILE, kind="trained seq2seq run", model="seq2seq")
+    return (run_dir.load_model(checkpoint, compile=False), load_tokenizer(model_dir),
+            Seq2SeqConfig(**run_dir.model_config()))
 
 
 def make_translator(model, tokenizer, config):
@@ -344,12 +326,13 @@ def build(model_name, config, train_config):
     """`registry.Built` for `rnnzoo-train --model=seq2seq` (see the module docstring)."""
     check_config(config)
     corpus = load_parallel_corpus(config.corpus, data_dir=config.data_dir or None)
-    tokenizer = load_tokenizer(train_config.model_dir)  # a resumed run keeps its pieces
+    # A resumed run keeps its pieces.
+    tokenizer = load_tokenizer(train_config.model_dir) if train_config.model_dir else None
     if tokenizer is None:
         tokenizer = SubwordTokenizer(train_sentencepiece([text for pair in corpus.train for text in pair],
                                                          config.vocab_size))
     if train_config.model_dir:
-        save_run_files(train_config.model_dir, tokenizer, config)
+        RunDirectory(train_config.model_dir).save_asset(TOKENIZER_FILE, tokenizer.model_proto)
     train_sources, train_targets = encode_pairs(corpus.train, tokenizer, config.max_tokens)
     test = pairs_within(corpus.test, tokenizer, config.test_max_tokens) if config.test_max_tokens else corpus.test
     test_sources, test_targets = encode_pairs(test, tokenizer)
