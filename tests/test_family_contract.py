@@ -44,7 +44,7 @@ from rnnzoo.serving.client import contract_inputs
 from rnnzoo.serving.config import ModelServerConfig
 from rnnzoo.serving.signatures import ANY_ALIAS, CONTRACTS
 from rnnzoo.training import evaluation, registry
-from rnnzoo.training.checkpoint import Checkpointer
+from rnnzoo.training.run_directory import RunDirectory
 from rnnzoo.training.loop import TrainConfig, build_run, train
 
 FAMILIES = registry.load_families()
@@ -98,14 +98,14 @@ def run(request, tmp_path_factory):
     fields, options = family.smallest(str(directory))
     config = TrainConfig(**{**fields, **RUN, "model_dir": str(directory / "run"), "train_steps": 2})
     train(config, **options)
-    checkpointer = Checkpointer(config.model_dir)
-    first = checkpointer.metrics()
+    run_dir = RunDirectory(config.model_dir)
+    first = run_dir.metrics()
     _, built = build_run(config, **options)
-    saved_weights = checkpointer.load_model().get_weights()
+    saved_weights = run_dir.load_model().get_weights()
     start = FirstStepStart()
     resumed = train(dataclasses.replace(config, train_steps=3), callbacks=[start], **options)
     return Run(family, config, options, first, evaluation.primary_metric(built)[0], saved_weights, start,
-               resumed, checkpointer.state(), checkpointer.load_model().get_weights())
+               resumed, run_dir.state(), run_dir.load_model().get_weights())
 
 
 def test_trains_two_steps_and_writes_a_finite_primary_metric(run):
