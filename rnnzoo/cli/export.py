@@ -28,6 +28,10 @@ _EXPORT_BASE = flags.DEFINE_string("export_base", None, "TF Serving base path; t
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: one more than the largest existing).")
 
 
+RUN_DEFAULT = "the run's"
+"""How a flag's help names an exporter default of `None`: the value the run was trained with."""
+
+
 def _define_exporter_flags():
     """One flag per option of every family's exporter (`Family.export_options`: the size caps
     of its signatures); unset: the exporter's default."""
@@ -39,7 +43,7 @@ def _define_exporter_flags():
             owners.setdefault(name, []).append((family.name, default))
     return [
         flags.DEFINE_integer(name, None, "; ".join(
-            f"{family} runs: default {'the run' + chr(39) + 's' if default is None else default}"
+            f"{family} runs: default {RUN_DEFAULT if default is None else default}"
             for family, default in users) + " (docs/serving.md, size caps)")
         for name, users in sorted(owners.items())
     ]
